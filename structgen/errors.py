@@ -1,0 +1,72 @@
+"""Exception types. Each failure a user can hit has its own type and a message
+that says what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class StructgenError(Exception):
+    """Base class of every error structgen raises on purpose."""
+
+
+class InvalidSchemaError(StructgenError, ValueError):
+    """The input is not a valid JSON Schema (or Pydantic model)."""
+
+    def __init__(self, message: str, pointer: str = "") -> None:
+        self.pointer = pointer
+        super().__init__(f"{message} (at {pointer or '#'})")
+
+
+class UnsupportedSchemaError(StructgenError):
+    """A schema keyword structgen cannot enforce. Strict mode refuses it rather
+    than silently ignoring it; pass ``lenient=True`` to enforce the rest and
+    validate the final output instead."""
+
+    def __init__(self, keyword: str, pointer: str, detail: str = "") -> None:
+        self.keyword = keyword
+        self.pointer = pointer
+        msg = f"keyword {keyword!r} at {pointer or '#'} is not supported"
+        if detail:
+            msg += f": {detail}"
+        super().__init__(msg + " (compile with lenient=True to skip it and validate the output afterwards)")
+
+
+class UnsatisfiableSchemaError(StructgenError):
+    """The schema accepts no JSON value at all (e.g. minimum above maximum)."""
+
+
+class RegexError(StructgenError, ValueError):
+    """A regular expression is malformed or uses a feature no automaton can
+    express (look-around, back-references)."""
+
+    def __init__(self, message: str, pattern: str, position: int | None = None) -> None:
+        self.pattern = pattern
+        self.position = position
+        where = f" at position {position}" if position is not None else ""
+        super().__init__(f"{message}{where} in regex {pattern!r}")
+
+
+class GrammarError(StructgenError, ValueError):
+    """A grammar file (GBNF/Lark) is malformed or refers to undefined rules."""
+
+
+class GrammarTooLargeError(StructgenError):
+    """The automaton hit one of its caps (states, expression size, nesting).
+    Simplify the schema or raise the cap with ``compile_*(..., max_states=...)``."""
+
+
+class TokenizerError(StructgenError):
+    """The tokenizer's tokens cannot be mapped to the exact bytes they emit."""
+
+
+class TruncatedOutputError(StructgenError):
+    """Generation stopped (token limit) before the output was complete. The
+    partial text is kept on ``.partial_text``; raise ``max_new_tokens``."""
+
+    def __init__(self, partial_text: str, max_new_tokens: int | None = None) -> None:
+        self.partial_text = partial_text
+        self.max_new_tokens = max_new_tokens
+        limit = f" of {max_new_tokens} tokens" if max_new_tokens else ""
+        super().__init__(
+            f"output was cut off by the token limit{limit} before it was complete; "
+            f"raise max_new_tokens. Partial output: {partial_text[:200]!r}"
+        )

@@ -1,0 +1,192 @@
+"""The grammar IR every frontend produces and the automaton consumes.
+
+A grammar is a set of named rules. A rule body is an expression over *bytes*:
+sequences, alternations, bounded or unbounded repeats, single bytes drawn from a
+set of byte ranges, and references to other rules. Characters never appear here:
+frontends lower character classes to UTF-8 byte sequences with :func:`chars`
+(see :mod:`structgen.grammar.utf8`), so the automaton only ever sees bytes.
+
+Expressions are immutable tuples, so structurally equal sub-expressions compare
+and hash equal and frontends may share them freely. Build them only through the
+constructors below; they keep a few cheap normal forms (flattened sequences and
+alternations, ``NOTHING`` absorbing a sequence) that make grammars smaller.
+
+Node shapes (first element is the kind):
+
+- ``("bytes", ((lo, hi), ...))``   one byte in one of the inclusive ranges
+- ``("seq", (e1, e2, ...))``       concatenation
+- ``("alt", (e1, e2, ...))``       alternation
+- ``("rep", e, lo, hi)``           ``e`` repeated lo..hi times (``hi is None``: unbounded)
+- ``("ref", name)``                the body of rule ``name`` (recursion allowed,
+                                   left recursion is rejected by the automaton)
+- ``EPS`` / ``NOTHING``            the empty string / the empty language
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from structgen.grammar import utf8
+
+Expr = tuple
+
+EPS: Expr = ("eps",)
+NOTHING: Expr = ("nothing",)
+
+
+def byte_ranges(ranges: Iterable[tuple[int, int]]) -> Expr:
+    """One byte from the union of inclusive ``(lo, hi)`` ranges."""
+    merged = _merge_ranges(ranges)
+    if not merged:
+        return NOTHING
+    return ("bytes", tuple(merged))
+
+
+def literal(text: str | bytes) -> Expr:
+    """An exact string (UTF-8 encoded) or byte string."""
+    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    return seq(*(("bytes", ((b, b),)) for b in data))
+
+
+def chars(ranges: Iterable[tuple[int, int]], *, negate: bool = False) -> Expr:
+    """One Unicode scalar value from inclusive code point ranges, as UTF-8 bytes.
+
+    ``negate=True`` takes the complement within all scalar values (surrogates
+    are never produced: they are not valid UTF-8).
+    """
+    cps = _merge_ranges(ranges)
+    if negate:
+        cps = utf8.complement(cps)
+    cps = utf8.remove_surrogates(cps)
+    return alt(*(seq(*(byte_ranges([r]) for r in byte_seq)) for byte_seq in utf8.encode_ranges(cps)))
+
+
+def seq(*parts: Expr) -> Expr:
+    """Concatenation; flattens nested sequences, drops ``EPS``, absorbs ``NOTHING``."""
+    flat: list[Expr] = []
+    for p in parts:
+        if p == NOTHING:
+            return NOTHING
+        if p == EPS:
+            continue
+        if p[0] == "seq":
+            flat.extend(p[1])
+        else:
+            flat.append(p)
+    if not flat:
+        return EPS
+    if len(flat) == 1:
+        return flat[0]
+    return ("seq", tuple(flat))
+
+
+def alt(*options: Expr) -> Expr:
+    """Alternation; flattens nested alternations, drops ``NOTHING`` and duplicates.
+
+    Single-byte options are merged into one byte set, which keeps character
+    classes and enumerations of one-byte literals compact.
+    """
+    flat: list[Expr] = []
+    seen: set[Expr] = set()
+    byte_opts: list[tuple[int, int]] = []
+    for o in options:
+        for x in (o[1] if o[0] == "alt" else (o,)):
+            if x == NOTHING or x in seen:
+                continue
+            if x[0] == "bytes":
+                byte_opts.extend(x[1])
+                continue
+            seen.add(x)
+            flat.append(x)
+    if byte_opts:
+        flat.insert(0, byte_ranges(byte_opts))
+    if not flat:
+        return NOTHING
+    if len(flat) == 1:
+        return flat[0]
+    return ("alt", tuple(flat))
+
+
+def rep(e: Expr, lo: int = 0, hi: int | None = None) -> Expr:
+    """``e`` repeated between ``lo`` and ``hi`` times (``hi=None``: no upper bound)."""
+    if lo < 0 or (hi is not None and hi < lo):
+        raise ValueError(f"bad repeat bounds {{{lo},{hi}}}")
+    if hi == 0 or e == EPS:
+        return EPS
+    if e == NOTHING:
+        return EPS if lo == 0 else NOTHING
+    if lo == 1 and hi == 1:
+        return e
+    return ("rep", e, lo, hi)
+
+
+def opt(e: Expr) -> Expr:
+    """``e`` or nothing."""
+    return rep(e, 0, 1)
+
+
+def ref(name: str) -> Expr:
+    """The body of rule ``name``."""
+    return ("ref", name)
+
+
+@dataclass
+class Grammar:
+    """Named rules plus the start rule. ``notes`` lists what was not enforced
+    (lenient compilation), so callers can validate final outputs themselves."""
+
+    rules: dict[str, Expr]
+    start: str = "start"
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.start not in self.rules:
+            raise ValueError(f"start rule {self.start!r} is not defined")
+
+    @classmethod
+    def from_expr(cls, expr: Expr, **kwargs) -> "Grammar":
+        """A grammar of a single rule, as regex frontends produce."""
+        return cls({"start": expr}, "start", **kwargs)
+
+    def size(self) -> int:
+        """Total number of IR nodes (a cheap measure of grammar size)."""
+        return sum(_count_nodes(body) for body in self.rules.values())
+
+
+def _count_nodes(e: Expr) -> int:
+    kind = e[0]
+    if kind in ("seq", "alt"):
+        return 1 + sum(_count_nodes(x) for x in e[1])
+    if kind == "rep":
+        return 1 + _count_nodes(e[1])
+    return 1
+
+
+def _merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if lo > hi:
+            continue
+        if out and lo <= out[-1][1] + 1:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def iter_refs(e: Expr) -> Sequence[str]:
+    """Names of all rules referenced anywhere in ``e``."""
+    found: list[str] = []
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        kind = x[0]
+        if kind == "ref":
+            found.append(x[1])
+        elif kind in ("seq", "alt"):
+            stack.extend(x[1])
+        elif kind == "rep":
+            stack.append(x[1])
+    return found
