@@ -1,0 +1,417 @@
+"""A lazily built DFA over bytes, from Brzozowski derivatives of the grammar IR.
+
+Construction notes
+------------------
+*States are expressions.* The DFA state reached after reading a prefix ``p`` is
+the derivative of the grammar by ``p``: the expression that matches exactly
+the suffixes completing ``p``. Derivatives are hash-consed into integer node
+ids, and a few smart-constructor rules (flatten and sort alternations, re-
+associate sequences, let ``NOTHING`` absorb) make equal languages usually get
+equal ids. For regular expressions that already guarantees finitely many
+states; we never enumerate them, a state exists only once something asks for
+a transition into it.
+
+*Why derivatives.* Bounded repeats (``maxLength: 1000``) stay a counter inside
+one node instead of a thousand NFA copies, and a rule reference is expanded
+only when a derivative walks into it. A recursive rule (``$ref`` cycles, any
+JSON value) therefore needs no explicit stack: the pending continuation is the
+rest of the sequence, so the expression grows with the document's nesting and
+shrinks back as brackets close. Left recursion would derive forever and is
+rejected when the grammar is loaded.
+
+*Byte classes.* Bytes that every byte set of the grammar treats alike form one
+class (JSON grammars typically have a few dozen). Derivatives are computed per
+class and written into a ``states x 256`` numpy transition table, so the token
+index can walk the whole vocabulary with array lookups. Unknown transitions
+are ``-1``; state 0 is the dead state.
+
+*Caps.* ``max_states`` and ``max_nodes`` bound the construction; hitting one
+raises :class:`~structgen.errors.GrammarTooLargeError` instead of exhausting
+memory.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+
+from structgen.errors import GrammarError, GrammarTooLargeError
+from structgen.grammar.ir import Expr, Grammar
+
+# Node kinds.
+_NOTHING, _EPS, _BYTES, _SEQ, _ALT, _REP, _REF = range(7)
+
+DEAD = 0
+UNKNOWN = -1
+
+
+class LazyDFA:
+    """The transition table of a grammar, filled on demand. Thread-safe."""
+
+    def __init__(self, grammar: Grammar, *, max_states: int = 200_000, max_nodes: int = 5_000_000) -> None:
+        self.grammar = grammar
+        self.max_states = max_states
+        self.max_nodes = max_nodes
+        self._lock = threading.RLock()
+        self._rule_index = {name: i for i, name in enumerate(grammar.rules)}
+        self._byte_class, self.num_classes = _byte_classes(grammar)
+        self._class_bytes = [np.flatnonzero(self._byte_class == c) for c in range(self.num_classes)]
+
+        # Node store: parallel lists indexed by node id.
+        self._kind: list[int] = []
+        self._args: list[tuple] = []
+        self._nullable: list[bool] = []
+        self._intern: dict[tuple, int] = {}
+        self._rule_body: list[int] = [0] * len(self._rule_index)
+        self._rule_nullable = [False] * len(self._rule_index)
+        self._deriv_memo: dict[int, int] = {}
+
+        self._mk((_NOTHING,), False)  # node 0
+        self._mk((_EPS,), True)  # node 1
+        self._load_rules(grammar)
+
+        # DFA states: state id <-> node id. State 0 is dead (node NOTHING).
+        self._state_of_node: dict[int, int] = {}
+        self._node_of_state: list[int] = []
+        self.table = np.full((1024, 256), UNKNOWN, dtype=np.int32)
+        self._complete_rows: set[int] = set()
+        self._state_for(0)
+        self.table[DEAD, :] = DEAD
+        self._complete_rows.add(DEAD)
+        self.start = self._state_for(self._rule_body[self._rule_index[grammar.start]])
+
+    # ------------------------------------------------------------------ nodes
+    def _mk(self, key: tuple, nullable: bool) -> int:
+        node = self._intern.get(key)
+        if node is None:
+            node = len(self._kind)
+            if node >= self.max_nodes:
+                raise GrammarTooLargeError(
+                    f"the automaton grew past {self.max_nodes} expression nodes; "
+                    "simplify the grammar or raise max_nodes"
+                )
+            self._kind.append(key[0])
+            self._args.append(key[1:])
+            self._nullable.append(nullable)
+            self._intern[key] = node
+        return node
+
+    def _seq(self, a: int, b: int) -> int:
+        if a == 0 or b == 0:
+            return 0
+        if a == 1:
+            return b
+        if b == 1:
+            return a
+        if self._kind[a] == _SEQ:
+            head, tail = self._args[a]
+            return self._seq(head, self._seq(tail, b))
+        return self._mk((_SEQ, a, b), self._nullable[a] and self._nullable[b])
+
+    def _alt(self, options) -> int:
+        flat: set[int] = set()
+        for o in options:
+            if o == 0:
+                continue
+            if self._kind[o] == _ALT:
+                flat.update(self._args[o][0])
+            else:
+                flat.add(o)
+        if not flat:
+            return 0
+        if len(flat) == 1:
+            return next(iter(flat))
+        key = tuple(sorted(flat))
+        return self._mk((_ALT, key), any(self._nullable[o] for o in key))
+
+    def _rep(self, e: int, lo: int, hi: int | None) -> int:
+        if hi == 0 or e == 1:
+            return 1
+        if e == 0:
+            return 1 if lo == 0 else 0
+        if lo == 1 and hi == 1:
+            return e
+        return self._mk((_REP, e, lo, hi), lo == 0 or self._nullable[e])
+
+    def _bytes(self, ranges) -> int:
+        mask = 0
+        for lo, hi in ranges:
+            for c in np.unique(self._byte_class[lo : hi + 1]):
+                mask |= 1 << int(c)
+        return self._mk((_BYTES, mask), False) if mask else 0
+
+    def _from_ir(self, e: Expr, memo: dict[int, int]) -> int:
+        node = memo.get(id(e))
+        if node is not None:
+            return node
+        kind = e[0]
+        if kind == "bytes":
+            node = self._bytes(e[1])
+        elif kind == "seq":
+            node = 1
+            for part in reversed(e[1]):
+                node = self._seq(self._from_ir(part, memo), node)
+        elif kind == "alt":
+            node = self._alt([self._from_ir(x, memo) for x in e[1]])
+        elif kind == "rep":
+            node = self._rep(self._from_ir(e[1], memo), e[2], e[3])
+        elif kind == "ref":
+            idx = self._rule_index.get(e[1])
+            if idx is None:
+                raise GrammarError(f"reference to undefined rule {e[1]!r}")
+            if idx in self._unproductive:
+                node = 0
+            else:
+                node = self._mk((_REF, idx), self._rule_nullable[idx])
+        elif kind == "eps":
+            node = 1
+        elif kind == "nothing":
+            node = 0
+        else:
+            raise GrammarError(f"unknown IR node kind {kind!r}")
+        memo[id(e)] = node
+        return node
+
+    def _load_rules(self, grammar: Grammar) -> None:
+        """Intern the rule bodies, then fix rule nullability, drop rules with an
+        empty language (so no state is ever a dead end that is not ``DEAD``) and
+        reject left recursion (it would make derivation loop forever)."""
+        self._unproductive: set[int] = set()
+        self._rule_nullable = _rule_fixpoint(grammar, self._rule_index, nullable=True)
+        productive = _rule_fixpoint(grammar, self._rule_index, nullable=False)
+        self._unproductive = {i for i, ok in enumerate(productive) if not ok}
+        memo: dict[int, int] = {}  # by id(): the grammar keeps every IR node alive meanwhile
+        for name, body in grammar.rules.items():
+            self._rule_body[self._rule_index[name]] = self._from_ir(body, memo)
+        self._check_left_recursion()
+
+    def _check_left_recursion(self) -> None:
+        first: list[set[int]] = []
+        for body in self._rule_body:
+            first.append(self._leading_refs(body))
+        names = list(self._rule_index)
+        state = [0] * len(first)  # 0 new, 1 on stack, 2 done
+
+        def visit(r: int, path: list[int]) -> None:
+            state[r] = 1
+            for nxt in first[r]:
+                if state[nxt] == 1:
+                    cycle = " -> ".join(names[x] for x in path[path.index(nxt):] + [nxt]) if nxt in path else names[nxt]
+                    raise GrammarError(f"left recursion through rules {cycle}: a rule reaches itself without consuming input")
+                if state[nxt] == 0:
+                    visit(nxt, path + [nxt])
+            state[r] = 2
+
+        for r in range(len(first)):
+            if state[r] == 0:
+                visit(r, [r])
+
+    def _leading_refs(self, root: int) -> set[int]:
+        out: set[int] = set()
+        stack, seen = [root], set()
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            k = self._kind[n]
+            if k == _REF:
+                out.add(self._args[n][0])
+            elif k == _SEQ:
+                head, tail = self._args[n]
+                stack.append(head)
+                if self._nullable[head]:
+                    stack.append(tail)
+            elif k == _ALT:
+                stack.extend(self._args[n][0])
+            elif k == _REP:
+                stack.append(self._args[n][0])
+        return out
+
+    # ------------------------------------------------------------ derivatives
+    def _deriv(self, n: int, c: int) -> int:
+        key = n * self.num_classes + c
+        r = self._deriv_memo.get(key)
+        if r is not None:
+            return r
+        k = self._kind[n]
+        if k == _BYTES:
+            r = 1 if (self._args[n][0] >> c) & 1 else 0
+        elif k == _SEQ:
+            head, tail = self._args[n]
+            r = self._seq(self._deriv(head, c), tail)
+            if self._nullable[head]:
+                r = self._alt((r, self._deriv(tail, c)))
+        elif k == _ALT:
+            r = self._alt([self._deriv(x, c) for x in self._args[n][0]])
+        elif k == _REP:
+            e, lo, hi = self._args[n]
+            r = self._seq(self._deriv(e, c), self._rep(e, max(lo - 1, 0), None if hi is None else hi - 1))
+        elif k == _REF:
+            r = self._deriv(self._rule_body[self._args[n][0]], c)
+        else:
+            r = 0
+        self._deriv_memo[key] = r
+        return r
+
+    # ----------------------------------------------------------------- states
+    def _state_for(self, node: int) -> int:
+        s = self._state_of_node.get(node)
+        if s is None:
+            s = len(self._node_of_state)
+            if s >= self.max_states:
+                raise GrammarTooLargeError(
+                    f"the automaton grew past {self.max_states} states; simplify the grammar or raise max_states"
+                )
+            self._state_of_node[node] = s
+            self._node_of_state.append(node)
+            if s >= self.table.shape[0]:
+                grown = np.full((self.table.shape[0] * 2, 256), UNKNOWN, dtype=np.int32)
+                grown[: self.table.shape[0]] = self.table
+                self.table = grown
+        return s
+
+    @property
+    def num_states(self) -> int:
+        return len(self._node_of_state)
+
+    def is_accepting(self, state: int) -> bool:
+        return self._nullable[self._node_of_state[state]]
+
+    def step(self, state: int, byte: int) -> int:
+        """The state after one byte (filling the table if needed)."""
+        nxt = self.table[state, byte]
+        if nxt == UNKNOWN:
+            nxt = self.fill(state, byte)
+        return int(nxt)
+
+    def fill(self, state: int, byte: int) -> int:
+        """Compute the transition of ``state`` on ``byte``'s whole class."""
+        with self._lock:
+            c = int(self._byte_class[byte])
+            old = sys.getrecursionlimit()
+            if old < 20000:
+                sys.setrecursionlimit(20000)
+            try:
+                node = self._deriv(self._node_of_state[state], c)
+            except RecursionError:
+                raise GrammarTooLargeError(
+                    "the expression nesting got too deep to derive; the document nests too deeply "
+                    "for this grammar (lower the nesting bound)"
+                ) from None
+            nxt = self._state_for(node)
+            self.table[state, self._class_bytes[c]] = nxt
+            return nxt
+
+    def complete_row(self, state: int) -> np.ndarray:
+        """The full transition row of ``state`` (every byte class computed)."""
+        if state not in self._complete_rows:
+            row = self.table[state]
+            for c in range(self.num_classes):
+                b = self._class_bytes[c][0]
+                if row[b] == UNKNOWN:
+                    self.fill(state, int(b))
+                    row = self.table[state]
+            self._complete_rows.add(state)
+        return self.table[state]
+
+    def walk(self, state: int, data: bytes) -> int:
+        """The state after reading ``data`` (``DEAD`` if it cannot continue)."""
+        table = self.table
+        for b in data:
+            nxt = table[state, b]
+            if nxt == UNKNOWN:
+                nxt = self.fill(state, b)
+                table = self.table
+            state = int(nxt)
+            if state == DEAD:
+                return DEAD
+        return state
+
+    def fill_pairs(self, states: np.ndarray, byts: np.ndarray) -> None:
+        """Fill every unknown ``(state, byte)`` transition among the pairs."""
+        keys = np.unique(states.astype(np.int64) * 256 + byts)
+        for key in keys.tolist():
+            s, b = divmod(key, 256)
+            if self.table[s, b] == UNKNOWN:
+                self.fill(s, b)
+
+    def forced_bytes(self, state: int, limit: int = 256) -> bytes:
+        """The bytes every continuation of ``state`` must start with."""
+        out = bytearray()
+        while len(out) < limit and not self.is_accepting(state):
+            row = self.complete_row(state)
+            live = np.flatnonzero(row != DEAD)
+            if len(live) != 1:
+                break
+            b = int(live[0])
+            out.append(b)
+            state = int(row[b])
+        return bytes(out)
+
+
+def _byte_classes(grammar: Grammar) -> tuple[np.ndarray, int]:
+    """Partition 0..255 into classes of bytes that every byte set treats alike."""
+    sig = [0] * 256
+    seen: dict[tuple, int] = {}
+    stack = list(grammar.rules.values())
+    visited: set[int] = set()
+    while stack:
+        e = stack.pop()
+        if id(e) in visited:
+            continue
+        visited.add(id(e))
+        kind = e[0]
+        if kind == "bytes":
+            ranges = e[1]
+            bit = seen.get(ranges)
+            if bit is None:
+                bit = seen[ranges] = 1 << len(seen)
+                for lo, hi in ranges:
+                    for b in range(lo, hi + 1):
+                        sig[b] |= bit
+        elif kind in ("seq", "alt"):
+            stack.extend(e[1])
+        elif kind == "rep":
+            stack.append(e[1])
+    classes: dict[int, int] = {}
+    out = np.empty(256, dtype=np.int32)
+    for b in range(256):
+        out[b] = classes.setdefault(sig[b], len(classes))
+    return out, len(classes)
+
+
+def _rule_fixpoint(grammar: Grammar, index: dict[str, int], *, nullable: bool) -> list[bool]:
+    """Per rule: can it match the empty string (``nullable=True``), or can it
+    match anything at all (``nullable=False``, i.e. productivity)."""
+    value = [False] * len(index)
+
+    def ev(e: Expr) -> bool:
+        kind = e[0]
+        if kind == "bytes":
+            return not nullable
+        if kind == "eps":
+            return True
+        if kind == "nothing":
+            return False
+        if kind == "seq":
+            return all(ev(x) for x in e[1])
+        if kind == "alt":
+            return any(ev(x) for x in e[1])
+        if kind == "rep":
+            return e[2] == 0 or ev(e[1])
+        if kind == "ref":
+            i = index.get(e[1])
+            return value[i] if i is not None else False
+        return False
+
+    changed = True
+    while changed:
+        changed = False
+        for name, body in grammar.rules.items():
+            i = index[name]
+            if not value[i] and ev(body):
+                value[i] = changed = True
+    return value

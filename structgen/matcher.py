@@ -1,0 +1,171 @@
+"""Compiled grammars and per-sequence matchers.
+
+A :class:`CompiledGrammar` is the shared, thread-safe part: the lazy DFA and
+the token index with its mask cache. A :class:`Matcher` is one sequence's
+position in it; it is cheap to create and to copy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from structgen.automaton.lazy_dfa import DEAD, LazyDFA
+from structgen.grammar.ir import Grammar
+from structgen.index.token_index import TokenIndex, TokenSpeller
+
+
+class CompiledGrammar:
+    """A grammar bound to a vocabulary. Create matchers with :meth:`matcher`."""
+
+    def __init__(self, grammar: Grammar, vocab, *, max_states: int = 200_000) -> None:
+        self.grammar = grammar
+        self.vocab = vocab
+        self.dfa = LazyDFA(grammar, max_states=max_states)
+        self.index = TokenIndex(self.dfa, vocab)
+        self._eos = frozenset(vocab.eos_ids)
+        self._blocked = frozenset(vocab.special_ids) - self._eos
+
+    @property
+    def notes(self) -> list[str]:
+        """What the grammar does not enforce (lenient compilation)."""
+        return self.grammar.notes
+
+    def matcher(self) -> "Matcher":
+        return Matcher(self)
+
+    def stats(self) -> dict:
+        """Sizes worth showing a user: IR nodes, DFA states and cached masks."""
+        return {
+            "rules": len(self.grammar.rules),
+            "ir_nodes": self.grammar.size(),
+            "byte_classes": self.dfa.num_classes,
+            "states_built": self.dfa.num_states,
+            "masks_cached": self.index.cached_states,
+            "vocab_size": len(self.vocab.token_bytes),
+        }
+
+
+class Matcher:
+    """One sequence's progress through a compiled grammar.
+
+    ``advance`` refuses a token that cannot continue a valid output and leaves
+    the state unchanged; EOS is accepted only where the output is complete.
+    After EOS the matcher is *stopped* and accepts nothing more.
+    """
+
+    __slots__ = ("grammar", "_state", "_history", "_stopped")
+
+    def __init__(self, grammar: CompiledGrammar) -> None:
+        self.grammar = grammar
+        self._state = grammar.dfa.start
+        self._history: list[tuple[int, bool]] = []
+        self._stopped = False
+
+    # ------------------------------------------------------------------ masks
+    def allowed_bitmask(self) -> np.ndarray:
+        """Packed mask (``np.uint8``, little bit order, bit ``i`` = token ``i``).
+        Cached per state: do not modify it."""
+        if self._stopped:
+            return np.zeros((len(self.grammar.vocab.token_bytes) + 7) // 8, dtype=np.uint8)
+        return self.grammar.index.packed_mask(self._state)
+
+    def allowed_mask(self) -> np.ndarray:
+        """Boolean mask with one entry per token id."""
+        n = len(self.grammar.vocab.token_bytes)
+        return np.unpackbits(self.allowed_bitmask(), count=n, bitorder="little").view(bool)
+
+    def allowed_token_ids(self) -> np.ndarray:
+        return np.flatnonzero(self.allowed_mask())
+
+    # ------------------------------------------------------------------ steps
+    def advance(self, token_id: int) -> bool:
+        """Consume one token; ``False`` (state unchanged) if it is not allowed."""
+        if self._stopped:
+            return False
+        g = self.grammar
+        if token_id in g._eos:
+            if not g.dfa.is_accepting(self._state):
+                return False
+            self._history.append((self._state, self._stopped))
+            self._stopped = True
+            return True
+        if token_id in g._blocked or not 0 <= token_id < len(g.vocab.token_bytes):
+            return False
+        data = g.vocab.token_bytes[token_id]
+        if not data:
+            return False
+        nxt = g.dfa.walk(self._state, data)
+        if nxt == DEAD:
+            return False
+        self._history.append((self._state, self._stopped))
+        self._state = nxt
+        return True
+
+    def advance_bytes(self, data: bytes) -> bool:
+        """Consume raw bytes (not tokens); for tests and byte-level tools.
+        All or nothing: on ``False`` the state is unchanged. Counts as one step
+        for :meth:`rollback`."""
+        if self._stopped:
+            return False
+        nxt = self.grammar.dfa.walk(self._state, data)
+        if nxt == DEAD:
+            return False
+        self._history.append((self._state, self._stopped))
+        self._state = nxt
+        return True
+
+    def rollback(self, n: int = 1) -> None:
+        """Undo the last ``n`` successful steps."""
+        if n < 0 or n > len(self._history):
+            raise ValueError(f"cannot roll back {n} steps; only {len(self._history)} were taken")
+        for _ in range(n):
+            self._state, self._stopped = self._history.pop()
+
+    def reset(self) -> None:
+        self._state = self.grammar.dfa.start
+        self._history.clear()
+        self._stopped = False
+
+    def copy(self) -> "Matcher":
+        m = Matcher.__new__(Matcher)
+        m.grammar = self.grammar
+        m._state = self._state
+        m._history = list(self._history)
+        m._stopped = self._stopped
+        return m
+
+    # ----------------------------------------------------------------- status
+    def is_accepting(self) -> bool:
+        """The output so far is complete and valid (EOS would be allowed)."""
+        return self._stopped or self.grammar.dfa.is_accepting(self._state)
+
+    def is_stopped(self) -> bool:
+        """EOS was consumed; nothing more is allowed."""
+        return self._stopped
+
+    @property
+    def state(self) -> int:
+        """The DFA state id (equal ids mean equal futures)."""
+        return self._state
+
+    @property
+    def steps(self) -> int:
+        return len(self._history)
+
+    def forced_bytes(self) -> bytes:
+        """The bytes every valid continuation starts with (empty if there is a choice)."""
+        if self._stopped:
+            return b""
+        return self.grammar.dfa.forced_bytes(self._state)
+
+    def forced_tokens(self) -> list[int]:
+        """Tokens that spell the forced bytes, for jump-forward decoding.
+
+        The forced bytes are split greedily into the longest vocabulary tokens.
+        A final piece that some longer token starts with is left out, because the
+        model might rather continue with that longer token.
+        """
+        data = self.forced_bytes()
+        if not data:
+            return []
+        return TokenSpeller.of(self.grammar.vocab).greedy_tokens(data)
