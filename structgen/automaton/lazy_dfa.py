@@ -67,6 +67,7 @@ class LazyDFA:
         self._rule_body: list[int] = [0] * len(self._rule_index)
         self._rule_nullable = [False] * len(self._rule_index)
         self._deriv_memo: dict[int, int] = {}
+        self._clamp_memo: dict[int, dict[int, int]] = {}
 
         self._mk((_NOTHING,), False)  # node 0
         self._mk((_EPS,), True)  # node 1
@@ -254,6 +255,43 @@ class LazyDFA:
         else:
             r = 0
         self._deriv_memo[key] = r
+        return r
+
+    # ------------------------------------------------------ mask equivalence
+    def mask_equivalent(self, state: int, horizon: int) -> int:
+        """A state with the same token mask as ``state``, with repeat counters
+        clamped to ``horizon`` (the longest token, in bytes, plus one).
+
+        Every repeat iteration consumes at least one byte, so while reading one
+        token a counter moves by at most ``horizon - 1``: bounds beyond the
+        horizon cannot be reached and lower bounds beyond it cannot be met, and
+        which tokens stay alive is the same as with the clamped counters. That
+        lets ``[a-z]{1,2000}`` or ``maxLength: 1000`` share one cached mask for
+        all but the last ``horizon`` positions instead of one per position.
+        """
+        memo = self._clamp_memo.setdefault(horizon, {})
+        with self._lock:
+            node = self._clamp(self._node_of_state[state], horizon, memo)
+            return self._state_for(node)
+
+    def _clamp(self, n: int, horizon: int, memo: dict[int, int]) -> int:
+        r = memo.get(n)
+        if r is not None:
+            return r
+        k = self._kind[n]
+        if k == _SEQ:
+            head, tail = self._args[n]
+            r = self._seq(self._clamp(head, horizon, memo), self._clamp(tail, horizon, memo))
+        elif k == _ALT:
+            r = self._alt([self._clamp(x, horizon, memo) for x in self._args[n][0]])
+        elif k == _REP:
+            e, lo, hi = self._args[n]
+            lo = 0 if self._nullable[e] else min(lo, horizon)
+            hi = None if hi is None or hi > horizon else hi
+            r = self._rep(e, lo, hi)
+        else:
+            r = n
+        memo[n] = r
         return r
 
     # ----------------------------------------------------------------- states

@@ -58,6 +58,8 @@ class TokenArrays:
         np.cumsum(self.lengths[:-1], out=self.offsets[1:])
         self.flat = np.frombuffer(b"".join(blobs), dtype=np.uint8)
         self.eos_ids = np.asarray(sorted(vocab.eos_ids), dtype=np.int64)
+        # No token walk can move a repeat counter by this much (see LazyDFA.mask_equivalent).
+        self.horizon = int(self.lengths.max(initial=0)) + 1
         whole_utf8 = np.fromiter((_is_utf8(b) for b in blobs), dtype=bool, count=len(blobs))
         self._not_utf8_before = np.concatenate([[0], np.cumsum(~whole_utf8)])
         owner = np.repeat(np.arange(len(blobs)), self.lengths)
@@ -177,7 +179,11 @@ class TokenIndex:
             with self._lock:
                 mask = self._masks.get(state)
                 if mask is None:
-                    mask = self._masks[state] = self._compute(state)
+                    same = self.dfa.mask_equivalent(state, self.arrays.horizon)
+                    mask = self._masks.get(same)
+                    if mask is None:
+                        mask = self._masks[same] = self._compute(same)
+                    self._masks[state] = mask
         return mask
 
     @property
