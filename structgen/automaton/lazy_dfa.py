@@ -46,6 +46,11 @@ _NOTHING, _EPS, _BYTES, _SEQ, _ALT, _REP, _REF = range(7)
 DEAD = 0
 UNKNOWN = -1
 
+# Derivatives recurse along the nesting of the expression, which follows the
+# nesting of the document being generated; allow deep documents.
+if sys.getrecursionlimit() < 20000:
+    sys.setrecursionlimit(20000)
+
 
 class LazyDFA:
     """The transition table of a grammar, filled on demand. Thread-safe."""
@@ -329,9 +334,6 @@ class LazyDFA:
         """Compute the transition of ``state`` on ``byte``'s whole class."""
         with self._lock:
             c = int(self._byte_class[byte])
-            old = sys.getrecursionlimit()
-            if old < 20000:
-                sys.setrecursionlimit(20000)
             try:
                 node = self._deriv(self._node_of_state[state], c)
             except RecursionError:

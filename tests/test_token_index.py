@@ -1,0 +1,126 @@
+"""Token masks against a brute-force per-token walk, on real vocabularies.
+
+The index decides most tokens without walking them (trie pruning, the
+self-loop shortcut, UTF-8 loops, counter clamping); the brute force walks
+every token's bytes one by one through the DFA. They must agree on every
+state visited while reading sample documents.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from structgen.automaton.lazy_dfa import DEAD
+from structgen.grammar import ir
+from structgen.index.token_index import TokenArrays
+from structgen.matcher import CompiledGrammar
+from structgen.vocab import Vocabulary
+from tests import tokenizers
+
+WS = ir.rep(ir.byte_ranges([(0x20, 0x20), (0x09, 0x0A), (0x0D, 0x0D)]))
+STRING_CHAR = ir.alt(
+    ir.chars([(0x22, 0x22), (0x5C, 0x5C), (0, 0x1F)], negate=True),
+    ir.seq(ir.literal("\\"), ir.alt(ir.byte_ranges([(ord(c), ord(c)) for c in '"\\/bfnrt']), ir.seq(ir.literal("u"), ir.rep(ir.byte_ranges([(48, 57), (65, 70), (97, 102)]), 4, 4)))),
+)
+
+
+def json_like_grammar(max_len: int | None) -> ir.Grammar:
+    string = ir.seq(ir.literal('"'), ir.rep(STRING_CHAR, 0, max_len), ir.literal('"'))
+    number = ir.seq(ir.opt(ir.literal("-")), ir.alt(ir.literal("0"), ir.seq(ir.byte_ranges([(49, 57)]), ir.rep(ir.byte_ranges([(48, 57)])))))
+    value = ir.alt(string, number, ir.literal("true"), ir.literal("null"), ir.ref("obj"), ir.ref("arr"))
+    member = ir.seq(string, WS, ir.literal(":"), WS, ir.ref("value"), WS)
+    obj = ir.seq(ir.literal("{"), WS, ir.opt(ir.seq(member, ir.rep(ir.seq(ir.literal(","), WS, member)))), ir.literal("}"))
+    arr = ir.seq(ir.literal("["), WS, ir.opt(ir.seq(ir.ref("value"), WS, ir.rep(ir.seq(ir.literal(","), WS, ir.ref("value"), WS)))), ir.literal("]"))
+    return ir.Grammar({"start": ir.seq(WS, ir.ref("obj")), "obj": obj, "arr": arr, "value": value})
+
+
+DOCS = [
+    '{"name": "Bob é 日本", "xs": [1, 2, {"a": [true]}], "k": -12}',
+    '{\n  "t": "tab\\there \\"q\\" \\u00e9 \\\\ 🙂 Привет",\n  "n": [[], {}, 123456789, null]\n}',
+    '{"a":"' + "x" * 40 + '","b":"' + "long words and more words " * 3 + '"}',
+]
+
+
+def brute_force_mask(grammar: CompiledGrammar, state: int) -> np.ndarray:
+    vocab = grammar.vocab
+    out = np.zeros(len(vocab.token_bytes), dtype=bool)
+    for i, data in enumerate(vocab.token_bytes):
+        if data and i not in vocab.special_ids:
+            out[i] = grammar.dfa.walk(state, data) != DEAD
+    if grammar.dfa.is_accepting(state):
+        out[list(vocab.eos_ids)] = True
+    return out
+
+
+def spell(vocab: Vocabulary, text: str, rng: random.Random) -> list[int]:
+    """Random (non-canonical) token spellings of ``text``: exercises tokens a
+    tokenizer would rarely produce, e.g. ones splitting a UTF-8 character."""
+    lookup: dict[bytes, int] = {}
+    for i, b in enumerate(vocab.token_bytes):
+        if b and i not in vocab.special_ids:
+            lookup.setdefault(b, i)
+    data = text.encode()
+    out, pos = [], 0
+    while pos < len(data):
+        choices = [k for k in range(1, 12) if data[pos : pos + k] in lookup and pos + k <= len(data)]
+        k = rng.choice(choices)
+        out.append(lookup[data[pos : pos + k]])
+        pos += k
+    return out
+
+
+@pytest.mark.parametrize("tokenizer_name", ["llama3", "smollm2", "mistral_sp"])
+@pytest.mark.parametrize("max_len", [None, 30])
+def test_masks_match_brute_force(tokenizer_name, max_len):
+    vocab = Vocabulary.from_tokenizer(tokenizers.ALL[tokenizer_name]())
+    grammar = CompiledGrammar(json_like_grammar(max_len), vocab)
+    rng = random.Random(7)
+    checked = 0
+    for doc in DOCS:
+        if max_len is not None and doc is DOCS[2]:
+            continue  # its 60+ character string is longer than max_len
+        m = grammar.matcher()
+        for tok in spell(vocab, doc, rng):
+            if rng.random() < 0.35:
+                assert np.array_equal(m.allowed_mask(), brute_force_mask(grammar, m.state))
+                checked += 1
+            assert m.allowed_mask()[tok]
+            assert m.advance(tok)
+        assert m.is_accepting()
+        assert m.allowed_mask()[list(vocab.eos_ids)].all()
+    assert checked >= 10
+
+
+def test_bounded_string_masks_near_the_bound():
+    """Counter clamping must not leak past the real bound: at each position of
+    a string limited to 300 characters the mask is exactly the brute force one."""
+    vocab = Vocabulary.from_tokenizer(tokenizers.llama3())
+    grammar = CompiledGrammar(ir.Grammar.from_expr(ir.seq(ir.literal('"'), ir.rep(ir.byte_ranges([(97, 122)]), 0, 300), ir.literal('"'))), vocab)
+    m = grammar.matcher()
+    a = vocab.token_bytes.index(b"a")
+    assert m.advance(vocab.token_bytes.index(b'"'))
+    for step in range(300):
+        if step in (0, 100, 150, 170, 171, 172, 200, 250, 290, 299):
+            assert np.array_equal(m.allowed_mask(), brute_force_mask(grammar, m.state)), step
+        assert m.advance(a)
+    assert not m.advance(a)
+    assert m.allowed_mask()[vocab.token_bytes.index(b'"')]
+
+
+def test_token_arrays_trie_is_consistent():
+    vocab = Vocabulary.from_tokenizer(tokenizers.llama3())
+    a = TokenArrays.of(vocab)
+    assert TokenArrays.of(vocab) is a
+    rng = np.random.default_rng(0)
+    for pos in rng.choice(len(a.ids), 300, replace=False):
+        data = vocab.token_bytes[a.ids[pos]]
+        node = 0  # walk down from the root, byte by byte, inside this token's range
+        for byte in data:
+            children = np.arange(a.child_start[node], a.child_start[node + 1])
+            hit = children[(a.node_byte[children] == byte) & (a.node_lo[children] <= pos) & (pos < a.node_hi[children])]
+            assert len(hit) == 1
+            node = int(hit[0])
+        assert a.node_term[node] == pos
