@@ -32,6 +32,10 @@ from structgen.grammar import utf8
 
 _ARRAYS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _CONTINUATION = (0x80, 0xBF)
+# Below this many tokens a looping trie node is settled token by token.
+_SMALL_SUBTREE = 64
+# Above this many breakers the inverted route costs more than the trie walk.
+_MAX_BREAKERS = 30_000
 
 
 class TokenArrays:
@@ -58,14 +62,22 @@ class TokenArrays:
         np.cumsum(self.lengths[:-1], out=self.offsets[1:])
         self.flat = np.frombuffer(b"".join(blobs), dtype=np.uint8)
         self.eos_ids = np.asarray(sorted(vocab.eos_ids), dtype=np.int64)
+        # id -> position; special tokens point one past the end (never allowed).
+        self.position_of_id = np.full(self.size, len(regular), dtype=np.int64)
+        self.position_of_id[self.ids] = np.arange(len(regular))
         # No token walk can move a repeat counter by this much (see LazyDFA.mask_equivalent).
         self.horizon = int(self.lengths.max(initial=0)) + 1
-        whole_utf8 = np.fromiter((_is_utf8(b) for b in blobs), dtype=bool, count=len(blobs))
-        self._not_utf8_before = np.concatenate([[0], np.cumsum(~whole_utf8)])
+        self.whole_utf8 = np.fromiter((_is_utf8(b) for b in blobs), dtype=bool, count=len(blobs))
+        self._not_utf8_before = np.concatenate([[0], np.cumsum(~self.whole_utf8)])
         owner = np.repeat(np.arange(len(blobs)), self.lengths)
         bits = np.zeros((len(blobs), 256), dtype=bool)
         bits[owner, self.flat] = True
         self._token_byte_sets = np.packbits(bits, axis=1, bitorder="little").view(np.uint64)
+        # Inverted index: positions of the tokens containing byte b are
+        # with_byte[with_byte_start[b]:with_byte_start[b+1]].
+        byte_of, self.with_byte = np.nonzero(bits.T)
+        self.with_byte_start = np.searchsorted(byte_of, np.arange(257))
+        self.not_utf8 = np.flatnonzero(~self.whole_utf8)
         self._build_trie()
         del self._token_byte_sets
 
@@ -129,7 +141,8 @@ class TokenArrays:
             self.subtree_bytes[d_lo:d_hi] = np.bitwise_or.reduceat(sets, b, axis=0)[0::2]
         # Whole-UTF-8 subtree: every token below is valid UTF-8 and the node ends on a character boundary.
         no_bad = self._not_utf8_before[self.node_hi] == self._not_utf8_before[self.node_lo]
-        self.subtree_utf8 = no_bad & np.concatenate(aligned_parts)
+        self.node_aligned = np.concatenate(aligned_parts)
+        self.subtree_utf8 = no_bad & self.node_aligned
 
     @classmethod
     def of(cls, vocab) -> "TokenArrays":
@@ -168,7 +181,7 @@ class TokenIndex:
         self.vocab = vocab
         self.arrays = TokenArrays.of(vocab)
         self._masks: dict[int, np.ndarray] = {}
-        self._loops: dict[int, tuple[np.ndarray, bool]] = {}
+        self._loops: dict[int, tuple[np.ndarray, bool, np.ndarray]] = {}
         self._lock = threading.Lock()
 
     def packed_mask(self, state: int) -> np.ndarray:
@@ -191,33 +204,43 @@ class TokenIndex:
         return len(self._masks)
 
     def allowed_positions(self, state: int) -> np.ndarray:
-        """Positions (in :class:`TokenArrays` order) of the regular tokens allowed in ``state``.
+        """Boolean array over :class:`TokenArrays` positions: which regular
+        tokens are allowed in ``state``.
 
         Walks the token trie breadth-first, all nodes of a level in one array
-        step; a dead prefix prunes everything below it. The *self-loop
-        shortcut*: when a node is in a state ``t`` that loops on every byte used
-        below the node, every token below it stays in ``t`` and is allowed
-        without descending. That decides string contents and digit runs for
-        the bulk of the vocabulary in a few steps.
+        step; a dead prefix prunes everything below it. Nodes whose state ``t``
+        loops (the node's byte led back to its parent's state, or to
+        ``state``) are settled without descending:
+
+        - *whole-subtree shortcut*: ``t`` loops on every byte used below the
+          node, so every token below stays in ``t`` and is allowed. That settles
+          string contents and digit runs for the bulk of the vocabulary in a
+          few steps.
+        - *small subtree*: otherwise, if few tokens lie below, each is checked
+          on its own: its bytes loop on ``t`` up to the first one that does not,
+          and only the rest is walked. This ends long chains such as runs of
+          ``=`` that end in a newline, which would cost one trie level per byte.
         """
+        by_breakers = self._settle_by_breakers(state)
+        if by_breakers is not None:
+            return by_breakers
         a = self.arrays
         dfa = self.dfa
+        allowed = _RangeMarks(len(a.ids))
         row = dfa.complete_row(state)
         nodes = np.arange(a.child_start[0], a.child_start[1])
         cur = row[a.node_byte[nodes]].astype(np.int64)
         parent_state = np.full(len(nodes), state, dtype=np.int64)
-        walked: list[np.ndarray] = []
-        accepted: list[np.ndarray] = []
+        depth = 1
         while len(nodes):
             keep = cur != DEAD
             nodes, cur, parent_state = nodes[keep], cur[keep], parent_state[keep]
             looping = (cur == parent_state) | (cur == state)
             if looping.any():
-                whole = self._subtree_loops(nodes, cur, looping)
-                if whole.any():
-                    accepted.append(nodes[whole])
-                    nodes, cur = nodes[~whole], cur[~whole]
-            walked.append(nodes)
+                settled = self._settle_looping(nodes, cur, looping, depth, allowed)
+                nodes, cur = nodes[~settled], cur[~settled]
+            terms = a.node_term[nodes]
+            allowed.tokens(terms[terms >= 0])
             starts = a.child_start[nodes]
             counts = a.child_start[nodes + 1] - starts
             total = int(counts.sum())
@@ -227,41 +250,112 @@ class TokenIndex:
             parent_state = np.repeat(cur, counts)
             cur = _lookup(dfa, parent_state, a.node_byte[children].astype(np.int64))
             nodes = children
-        terms = a.node_term[np.concatenate(walked)] if walked else np.zeros(0, np.int64)
-        parts = [terms[terms >= 0]]
-        if accepted:
-            acc = np.concatenate(accepted)
-            parts.append(_ranges(a.node_lo[acc], a.node_hi[acc]))
-        return np.concatenate(parts)
+            depth += 1
+        return allowed.result()
 
-    def _subtree_loops(self, nodes: np.ndarray, cur: np.ndarray, looping: np.ndarray) -> np.ndarray:
-        """For each node: does its state loop on every byte below it?"""
+    def _settle_by_breakers(self, state: int) -> np.ndarray | None:
+        """The inverted route, for states that loop on almost every byte (string
+        contents): every token is allowed except the *breakers*, the tokens that
+        contain a byte that does not loop; each breaker is walked from its first
+        such byte. Found through the inverted byte index, so the cost follows
+        the number of breakers, not the vocabulary. ``None`` when there would be
+        too many breakers (then the trie walk is cheaper)."""
         a = self.arrays
-        result = np.zeros(len(nodes), dtype=bool)
+        outside, utf8_loops, loop_bytes = self._loop_bytes(state)
+        out_bytes = np.flatnonzero(np.unpackbits(outside.view(np.uint8), bitorder="little"))
+        counts = a.with_byte_start[out_bytes + 1] - a.with_byte_start[out_bytes]
+        if int(counts.sum()) + (len(a.not_utf8) if utf8_loops else 0) > _MAX_BREAKERS:
+            return None
+        breaker = np.zeros(len(a.ids), dtype=bool)
+        breaker[a.with_byte[_ranges(a.with_byte_start[out_bytes], a.with_byte_start[out_bytes + 1])]] = True
+        if utf8_loops:
+            breaker[a.not_utf8] = True
+        tokens = np.flatnonzero(breaker)
+        allowed = ~breaker
+        if len(tokens):
+            utf8_ok = a.whole_utf8[tokens] if utf8_loops else None
+            allowed[tokens[self._suffixes_alive(state, tokens, 0, loop_bytes, utf8_ok)]] = True
+        return allowed
+
+    def _settle_looping(self, nodes, cur, looping, depth: int, allowed: "_RangeMarks") -> np.ndarray:
+        """Settle what the two looping shortcuts can (see :meth:`allowed_positions`);
+        mark the allowed tokens in ``allowed`` and return which nodes need no
+        further walking."""
+        a = self.arrays
+        settled = np.zeros(len(nodes), dtype=bool)
         idx = np.flatnonzero(looping)
         states = cur[idx]
         for t in np.unique(states).tolist():
-            outside, utf8_loops = self._loop_bytes(t)
+            outside, utf8_loops, loop_bytes = self._loop_bytes(t)
             sel = idx[states == t]
-            ok = ~(a.subtree_bytes[nodes[sel]] & outside).any(axis=1)
+            below = nodes[sel]
+            whole = ~(a.subtree_bytes[below] & outside).any(axis=1)
             if utf8_loops:
-                ok &= a.subtree_utf8[nodes[sel]]
-            result[sel] = ok
-        return result
+                whole &= a.subtree_utf8[below]
+            allowed.ranges(a.node_lo[below[whole]], a.node_hi[below[whole]])
+            settled[sel[whole]] = True
+            small = ~whole & (a.node_hi[below] - a.node_lo[below] <= _SMALL_SUBTREE)
+            if small.any():
+                lo, hi = a.node_lo[below[small]], a.node_hi[below[small]]
+                tokens = _ranges(lo, hi)
+                # High bytes loop too where the suffix is whole UTF-8 characters.
+                utf8_ok = np.repeat(a.node_aligned[below[small]], hi - lo) & a.whole_utf8[tokens] if utf8_loops else None
+                ok = tokens[self._suffixes_alive(t, tokens, depth, loop_bytes, utf8_ok)]
+                allowed.tokens(ok)
+                settled[sel[small]] = True
+        return settled
 
-    def _loop_bytes(self, state: int) -> tuple[np.ndarray, bool]:
-        """The bytes that do NOT loop on ``state`` (as 4 words), and whether the
-        high bytes count as looping because every well-formed multi-byte UTF-8
-        character leads from ``state`` back to it."""
+    def _suffixes_alive(self, t: int, tokens: np.ndarray, depth: int, loop_bytes: np.ndarray, utf8_ok) -> np.ndarray:
+        """For tokens whose first ``depth`` bytes led to ``t``: does the rest stay
+        alive? ``utf8_ok`` marks tokens whose rest is whole UTF-8 characters, which
+        loop on ``t`` as a whole (or is None when that rule does not apply)."""
+        a = self.arrays
+        rest = a.lengths[tokens] - depth
+        starts = a.offsets[tokens] + depth
+        if int(rest.max()) == 0:
+            return np.ones(len(tokens), dtype=bool)
+        # First non-looping byte of each rest, over the concatenated rests.
+        nonempty = rest > 0
+        span_start = np.cumsum(rest) - rest
+        where = _ranges(starts, starts + rest)
+        byts = a.flat[where]
+        breaks = ~loop_bytes[byts]
+        if utf8_ok is not None:
+            breaks &= ~((byts >= 0x80) & np.repeat(utf8_ok, rest))
+        big = len(where)
+        first = np.full(len(tokens), big, dtype=np.int64)
+        first[nonempty] = np.minimum.reduceat(np.where(breaks, np.arange(big), big), span_start[nonempty])
+        ok = first == big
+        # Walk the rest of the others from their first non-looping byte, all together.
+        idx = np.flatnonzero(~ok)
+        pos = where[first[idx]]
+        end = starts[idx] + rest[idx]
+        cur = np.full(len(idx), t, dtype=np.int64)
+        while len(idx):
+            cur = _lookup(self.dfa, cur, a.flat[pos].astype(np.int64))
+            pos = pos + 1
+            alive = cur != DEAD
+            finished = pos == end
+            ok[idx[alive & finished]] = True
+            go = alive & ~finished
+            idx, cur, pos, end = idx[go], cur[go], pos[go], end[go]
+        return ok
+
+    def _loop_bytes(self, state: int) -> tuple[np.ndarray, bool, np.ndarray]:
+        """What loops on ``state``: the bytes that do NOT loop, as 4 words
+        (high bytes counted as looping when every well-formed multi-byte UTF-8
+        character leads back to ``state``), whether that UTF-8 rule applied,
+        and the plain per-byte loop flags."""
         cached = self._loops.get(state)
         if cached is None:
-            loops = self.dfa.complete_row(state) == state
-            utf8_loops = not loops[0x80:].any() and self._utf8_loops(state)
+            loop_bytes = self.dfa.complete_row(state) == state
+            loops = loop_bytes
+            utf8_loops = not loop_bytes[0x80:].any() and self._utf8_loops(state)
             if utf8_loops:
-                loops = loops.copy()
+                loops = loop_bytes.copy()
                 loops[0x80:] = True
             outside = ~np.packbits(loops, bitorder="little").view(np.uint64)
-            cached = self._loops[state] = (outside, utf8_loops)
+            cached = self._loops[state] = (outside, utf8_loops, loop_bytes)
         return cached
 
     def _utf8_loops(self, state: int) -> bool:
@@ -283,11 +377,32 @@ class TokenIndex:
         return True
 
     def _compute(self, state: int) -> np.ndarray:
-        allowed = np.zeros(self.arrays.size, dtype=bool)
-        allowed[self.arrays.ids[self.allowed_positions(state)]] = True
+        by_position = np.append(self.allowed_positions(state), False)
+        allowed = by_position[self.arrays.position_of_id]
         if self.dfa.is_accepting(state):
             allowed[self.arrays.eos_ids] = True
         return np.packbits(allowed, bitorder="little")
+
+
+class _RangeMarks:
+    """Allowed positions collected as single tokens and disjoint ranges."""
+
+    def __init__(self, n: int) -> None:
+        self._single = np.zeros(n, dtype=bool)
+        self._open = np.zeros(n + 1, dtype=np.int8)
+        self._close = np.zeros(n + 1, dtype=np.int8)
+
+    def tokens(self, positions: np.ndarray) -> None:
+        self._single[positions] = True
+
+    def ranges(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        # Ranges are subtrees of distinct trie nodes: disjoint, so each bound is unique.
+        self._open[lo] = 1
+        self._close[hi] = 1
+
+    def result(self) -> np.ndarray:
+        inside = np.cumsum(self._open[:-1] - self._close[:-1], dtype=np.int32) > 0
+        return inside | self._single
 
 
 def _lookup(dfa: LazyDFA, states: np.ndarray, byts: np.ndarray) -> np.ndarray:
