@@ -103,10 +103,11 @@ def compile_grammar(grammar: Any, tokenizer: Any, *, max_states: int = 200_000) 
     vocab = as_vocabulary(tokenizer)
     if isinstance(grammar, Grammar):
         return CompiledGrammar(grammar, vocab, max_states=max_states)
-    from structgen.frontends.gbnf import load_gbnf
+    from structgen.frontends.gbnf import parse_gbnf, read_gbnf
 
-    text = str(grammar)
-    return _cached(("gbnf", text), vocab, lambda: load_gbnf(text), max_states)
+    # Key the cache on the grammar text, not a path: an edited file recompiles.
+    text, source = read_gbnf(grammar)
+    return _cached(("gbnf", text), vocab, lambda: parse_gbnf(text, source=source), max_states)
 
 
 def _schema_key(schema: Any) -> Any:

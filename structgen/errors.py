@@ -70,3 +70,8 @@ class TruncatedOutputError(StructgenError):
             f"output was cut off by the token limit{limit} before it was complete; "
             f"raise max_new_tokens. Partial output: {partial_text[:200]!r}"
         )
+
+
+class ModelNotFoundError(StructgenError, FileNotFoundError):
+    """The model (or the package that ships it) is not on this machine.
+    structgen never downloads models; the message says how to get it."""

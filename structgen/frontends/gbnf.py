@@ -88,7 +88,7 @@ def load_gbnf(text_or_path: str | os.PathLike | bytes, *, start: str = "root") -
     in ``.gbnf``. Raises :class:`~structgen.errors.GrammarError` (with line
     and column) on any mistake, including a missing file.
     """
-    text, source = _read(text_or_path)
+    text, source = read_gbnf(text_or_path)
     return parse_gbnf(text, start=start, source=source)
 
 
@@ -106,7 +106,8 @@ def parse_gbnf(text: str, *, start: str = "root", source: str = "<gbnf>") -> Gra
     return parser.finish(start)
 
 
-def _read(arg) -> tuple[str, str]:
+def read_gbnf(arg) -> tuple[str, str]:
+    """The GBNF text and a name for messages, from text, bytes or a path."""
     if isinstance(arg, bytes):
         try:
             return arg.decode("utf-8"), "<gbnf>"

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from structgen.errors import StructgenError
+from structgen.errors import ModelNotFoundError, StructgenError
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 
@@ -40,11 +40,6 @@ _CACHE_FORMAT = 1
 # SmolLM2 was trained with an 8k context; the GGUF does not record a limit for
 # the tokenizer, which would otherwise report an absurd model_max_length.
 _SMOLLM2_CONTEXT = 8192
-
-
-class ModelNotFoundError(StructgenError, FileNotFoundError):
-    """The model (or the package that ships it) is not on this machine.
-    structgen never downloads models; the message says how to get it."""
 
 
 # ---------------------------------------------------------------------------
