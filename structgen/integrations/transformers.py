@@ -1,0 +1,236 @@
+"""A ``transformers`` logits processor that enforces a spec.
+
+    proc = structgen.LogitsProcessor(Cat, tokenizer)
+    out = model.generate(**inputs, logits_processor=LogitsProcessorList([proc]))
+
+How it follows ``model.generate``:
+
+* The first call of a generation sees the prompt (left-padded batch); its
+  length is remembered. Every later call sees one more column: the token just
+  chosen for each row, which advances that row's matcher.
+* Beam search reorders rows between steps. When the rows are not simply the
+  previous rows plus one token, each row is matched to its parent by its
+  generated tokens (a dict from the previous rows' tokens to their matchers),
+  so a row's state always follows its tokens, never its index.
+* A new ``generate`` call is detected (batch size, length or prompt changed)
+  and starts from fresh matchers; :meth:`LogitsProcessor.reset` forces that.
+  The one case detection cannot see: a new call whose prompt is exactly the
+  previous call's prompt plus the one token the processor last saw; call
+  ``reset()`` between calls if you feed outputs back as prompts.
+* EOS is allowed only where the output is complete. A row that consumed EOS
+  allows only EOS and the pad token afterwards (``generate`` pads finished
+  rows). A beam that took a token the grammar refused (beam search fills its
+  beams from ``-inf`` candidates when fewer valid continuations exist) is
+  dead: it too allows only EOS/pad, and its score is ``-inf`` anyway.
+* Logit columns beyond the tokenizer's vocabulary (models pad their embedding
+  matrix) are never allowed. The mask is built from the matchers' packed
+  bitmasks in one numpy call and applied with one ``masked_fill_``.
+
+Speculative / assisted decoding, which calls processors on several candidate
+positions at once, is not supported.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+try:  # subclass transformers' base class so LogitsProcessorList accepts it as one of its own
+    from transformers import LogitsProcessor as _HFLogitsProcessor
+except ImportError:  # pragma: no cover - transformers is a dependency
+    _HFLogitsProcessor = object
+
+from structgen.errors import StructgenError
+from structgen.integrations.specs import Prepared, prepare
+from structgen.matcher import CompiledGrammar, Matcher
+
+__all__ = ["LogitsProcessor"]
+
+_DEAD = None  # row state of a beam that took a refused token
+
+
+class LogitsProcessor(_HFLogitsProcessor):
+    """Mask every token that cannot continue a valid output.
+
+    ``spec``: a Pydantic model class, a JSON Schema (dict or JSON text),
+    :class:`structgen.Regex`, :class:`structgen.Choice`,
+    :class:`structgen.Grammar` or a compiled grammar. ``tokenizer``: the
+    model's tokenizer. ``eos_token_id``: extra ids that end the output (the
+    model's ``generation_config.eos_token_id`` if it differs from the
+    tokenizer's); ``pad_token_id``: the id ``generate`` pads finished rows with
+    (default: the tokenizer's). ``whitespace``/``lenient``: JSON options, see
+    :func:`structgen.compile_json_schema`.
+
+    After a generation, :meth:`finish` turns a row's text into the validated
+    value (Pydantic instance, dict, str).
+    """
+
+    def __init__(
+        self,
+        spec: Any,
+        tokenizer: Any = None,
+        *,
+        eos_token_id: int | Iterable[int] | None = None,
+        pad_token_id: int | None = None,
+        whitespace: str | int = "compact",
+        lenient: bool = False,
+    ) -> None:
+        if tokenizer is None and not isinstance(spec, (CompiledGrammar, Prepared)):
+            raise TypeError("LogitsProcessor needs the tokenizer (LogitsProcessor(spec, tokenizer))")
+        self.prepared: Prepared = prepare(
+            spec, tokenizer, eos_ids=eos_token_id, whitespace=whitespace, lenient=lenient
+        )
+        self.grammar: CompiledGrammar = self.prepared.grammar
+        vocab = self.grammar.vocab
+        self.vocab_size = len(vocab.token_bytes)
+        if pad_token_id is None and tokenizer is not None:
+            pad_token_id = getattr(tokenizer, "pad_token_id", None)
+        finished = set(vocab.eos_ids)
+        if pad_token_id is not None and 0 <= int(pad_token_id) < self.vocab_size:
+            finished.add(int(pad_token_id))
+        allowed = np.zeros(self.vocab_size, dtype=bool)
+        allowed[sorted(finished)] = True
+        self._finished_packed = np.packbits(allowed, bitorder="little")
+        self._nbytes = self._finished_packed.shape[0]
+        self.reset()
+
+    # ----------------------------------------------------------------- state
+    def reset(self) -> None:
+        """Forget the current generation; the next call starts a new one."""
+        self._prompt: torch.Tensor | None = None
+        self._last: torch.Tensor | None = None
+        self._rows: list[Matcher | None] = []
+
+    @property
+    def prompt_length(self) -> int | None:
+        """Length of the (padded) prompt of the current generation."""
+        return None if self._prompt is None else self._prompt.shape[1]
+
+    @property
+    def matchers(self) -> list[Matcher | None]:
+        """The matcher of each row as of the last call (``None``: dead beam)."""
+        return list(self._rows)
+
+    def finish(self, text: str) -> Any:
+        """The value of a finished output's text (validated)."""
+        return self.prepared.finish(text)
+
+    # ------------------------------------------------------------------ call
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        ids = input_ids.detach()
+        if ids.device.type != "cpu":
+            ids = ids.cpu()
+        if not self._continues(ids):
+            self._start(ids)
+        self._last = ids.clone()
+        return self._apply_mask(scores)
+
+    def _continues(self, ids: torch.Tensor) -> bool:
+        """Is ``ids`` the previous call's rows plus one token each?"""
+        last = self._last
+        if last is None or ids.shape[0] != last.shape[0] or ids.shape[1] != last.shape[1] + 1:
+            return False
+        plen = self._prompt.shape[1]
+        if not torch.equal(ids[:, :plen], self._prompt):
+            return False
+        new_tokens = ids[:, -1].tolist()
+        if torch.equal(ids[:, :-1], last):  # no reordering (greedy, sampling)
+            self._rows = [_step(m, t) for m, t in zip(self._rows, new_tokens)]
+            return True
+        # Beam search: find each row's parent among the previous rows by its tokens.
+        parent_of: dict[tuple[int, ...], int] = {}
+        for r, row in enumerate(last[:, plen:].tolist()):
+            parent_of.setdefault(tuple(row), r)
+        parents = []
+        for row in ids[:, plen:-1].tolist():
+            p = parent_of.get(tuple(row))
+            if p is None:
+                return False  # not a continuation after all: a new generation
+            parents.append(p)
+        children = Counter(parents)
+        seen: Counter = Counter()
+        rows = []
+        for p, tok in zip(parents, new_tokens):
+            m = self._rows[p]
+            seen[p] += 1
+            if m is not None and seen[p] < children[p]:
+                m = m.copy()  # several children: all but the last get a copy
+            rows.append(_step(m, tok))
+        self._rows = rows
+        return True
+
+    def _start(self, ids: torch.Tensor) -> None:
+        self._prompt = ids.clone()
+        self._rows = [self.grammar.matcher() for _ in range(ids.shape[0])]
+
+    # ------------------------------------------------------------------ mask
+    def _apply_mask(self, scores: torch.Tensor) -> torch.Tensor:
+        rows = self._rows
+        batch, width = scores.shape
+        if batch != len(rows):
+            raise StructgenError(
+                f"LogitsProcessor got scores for {batch} rows but input_ids for {len(rows)}; "
+                "speculative/assisted decoding is not supported"
+            )
+        n = min(width, self.vocab_size)
+        blocked, empty = blocked_mask(rows, self._finished_packed, self.vocab_size, n)
+        if empty >= 0:
+            self._no_token_error(empty, n)
+        return apply_blocked(scores, blocked)
+
+    def _no_token_error(self, row: int, width: int) -> None:
+        m = self._rows[row]
+        text = b""
+        if m is not None and self._last is not None:
+            gen = self._last[row, self._prompt.shape[1] :].tolist()
+            text = self.grammar.vocab.decode_bytes(gen)
+        where = f"the model's {width} logits" if width < self.vocab_size else "the vocabulary"
+        raise StructgenError(
+            f"no token in {where} can continue row {row} (output so far: "
+            f"{text.decode('utf-8', 'replace')!r}); the grammar needs bytes this tokenizer cannot spell "
+            "here. Please report this with the spec"
+        )
+
+
+def blocked_mask(
+    rows: list[Matcher | None], finished_packed: np.ndarray, vocab_size: int, width: int
+) -> tuple[np.ndarray, int]:
+    """The ``(len(rows), min(width, vocab_size))`` bool array of *disallowed*
+    tokens, and the first row that allows nothing at all (``-1`` if none).
+
+    Each row's packed mask is cached per automaton state, so this is one
+    row copy per row plus one ``np.unpackbits`` for the whole batch. Finished
+    (stopped) and dead (``None``) rows get ``finished_packed``."""
+    n = min(width, vocab_size)
+    packed = np.empty((len(rows), finished_packed.shape[0]), dtype=np.uint8)
+    for r, m in enumerate(rows):
+        packed[r] = finished_packed if m is None or m.is_stopped() else m.allowed_bitmask()
+    blocked = np.unpackbits(np.invert(packed), axis=1, count=n, bitorder="little").view(bool)
+    empty = np.flatnonzero(blocked.all(axis=1)) if n < vocab_size else np.flatnonzero(~packed.any(axis=1))
+    return blocked, int(empty[0]) if empty.size else -1
+
+
+def apply_blocked(scores: torch.Tensor, blocked: np.ndarray) -> torch.Tensor:
+    """Set the blocked entries of ``scores`` (and every column past the
+    mask's width: padding ids of the model's embedding) to ``-inf``, in place."""
+    mask = torch.from_numpy(blocked)
+    if mask.device != scores.device:
+        mask = mask.to(scores.device, non_blocking=True)
+    n = blocked.shape[1]
+    neg_inf = float("-inf")
+    if n == scores.shape[1]:
+        scores.masked_fill_(mask, neg_inf)
+    else:
+        scores[:, :n].masked_fill_(mask, neg_inf)
+        scores[:, n:] = neg_inf
+    return scores
+
+
+def _step(m: Matcher | None, token: int) -> Matcher | None:
+    """Advance one row by the token ``generate`` chose for it."""
+    if m is None or m.is_stopped():
+        return m  # finished or dead rows ignore what follows (padding)
+    return m if m.advance(token) else _DEAD
