@@ -1,0 +1,199 @@
+"""JSON text pieces as grammar IR: string characters with every escape form,
+string literals, whitespace, numbers' digits, and literal JSON values.
+
+A character inside a JSON string can be spelled raw (any scalar value except
+``"``, ``\\`` and controls below U+0020), as a short escape (``\\" \\\\ \\/ \\b
+\\f \\n \\r \\t``), as ``\\uXXXX`` (hex digits in either case) for a BMP
+non-surrogate, or as a ``\\uD8xx\\uDCxx`` surrogate pair for a supplementary
+character. :func:`json_char` accepts exactly those spellings of the code
+points it is given, so constraints written over decoded characters (patterns,
+lengths, formats, property names) apply to what a JSON parser decodes, whatever
+escapes the text uses. Lone surrogate escapes are never produced.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from structgen.frontends import charlang
+from structgen.grammar import ir
+
+Ranges = tuple
+
+_SHORT_ESCAPES = {0x22: '"', 0x5C: "\\", 0x2F: "/", 0x08: "b", 0x0C: "f", 0x0A: "n", 0x0D: "r", 0x09: "t"}
+_RAW_OK: Ranges = ((0x20, 0x21), (0x23, 0x5B), (0x5D, 0xD7FF), (0xE000, charlang.MAX_CP))
+
+_HEX_DIGIT_BYTES = [
+    [(ord(str(d)), ord(str(d)))] if d < 10 else [(ord("a") + d - 10,) * 2, (ord("A") + d - 10,) * 2]
+    for d in range(16)
+]
+
+
+def _digit_set(lo: int, hi: int, base: int) -> ir.Expr:
+    if base == 10:
+        return ir.byte_ranges([(0x30 + lo, 0x30 + hi)])
+    out = []
+    for d in range(lo, hi + 1):
+        out.extend(_HEX_DIGIT_BYTES[d])
+    return ir.byte_ranges(out)
+
+
+def fixed_width_range(lo: int, hi: int, width: int, base: int = 16) -> ir.Expr:
+    """Numerals of exactly ``width`` digits (leading zeros included) whose
+    value lies in ``[lo, hi]``; hex digits match in either case."""
+    if lo > hi:
+        return ir.NOTHING
+    if width == 0:
+        return ir.EPS
+    unit = base ** (width - 1)
+    top_lo, rest_lo = divmod(lo, unit)
+    top_hi, rest_hi = divmod(hi, unit)
+    full = unit - 1
+    if top_lo == top_hi:
+        return ir.seq(_digit_set(top_lo, top_lo, base), fixed_width_range(rest_lo, rest_hi, width - 1, base))
+    parts = []
+    first = top_lo
+    if rest_lo != 0:
+        parts.append(ir.seq(_digit_set(top_lo, top_lo, base), fixed_width_range(rest_lo, full, width - 1, base)))
+        first += 1
+    last = top_hi
+    tail = None
+    if rest_hi != full:
+        tail = ir.seq(_digit_set(top_hi, top_hi, base), fixed_width_range(0, rest_hi, width - 1, base))
+        last -= 1
+    if first <= last:
+        parts.append(ir.seq(_digit_set(first, last, base), ir.rep(_digit_set(0, base - 1, base), width - 1, width - 1)))
+    if tail is not None:
+        parts.append(tail)
+    return ir.alt(*parts)
+
+
+def _u_escape(lo: int, hi: int) -> ir.Expr:
+    return ir.seq(ir.literal("\\u"), fixed_width_range(lo, hi, 4))
+
+
+@lru_cache(maxsize=4096)
+def json_char(ranges: Ranges) -> ir.Expr:
+    """Every JSON string spelling of one code point from ``ranges``."""
+    ranges = charlang.merge_ranges(ranges)
+    opts = [ir.chars(charlang.intersect_ranges(ranges, _RAW_OK))]
+    for cp, letter in _SHORT_ESCAPES.items():
+        if charlang.intersect_ranges(ranges, ((cp, cp),)):
+            opts.append(ir.literal("\\" + letter))
+    for lo, hi in charlang.intersect_ranges(ranges, ((0, 0xFFFF),)):
+        # BMP: \uXXXX, never a surrogate code unit on its own
+        for a, b in ((lo, min(hi, 0xD7FF)), (max(lo, 0xE000), hi)):
+            if a <= b:
+                opts.append(_u_escape(a, b))
+    for lo, hi in charlang.intersect_ranges(ranges, ((0x10000, charlang.MAX_CP),)):
+        opts.append(_surrogate_pairs(lo, hi))
+    return ir.alt(*opts)
+
+
+def _surrogate_pairs(lo: int, hi: int) -> ir.Expr:
+    hl, ll = divmod(lo - 0x10000, 0x400)
+    hh, lh = divmod(hi - 0x10000, 0x400)
+    H = 0xD800
+    L = 0xDC00
+    if hl == hh:
+        return ir.seq(_u_escape(H + hl, H + hl), _u_escape(L + ll, L + lh))
+    parts = [ir.seq(_u_escape(H + hl, H + hl), _u_escape(L + ll, L + 0x3FF))]
+    if hl + 1 <= hh - 1:
+        parts.append(ir.seq(_u_escape(H + hl + 1, H + hh - 1), _u_escape(L, L + 0x3FF)))
+    parts.append(ir.seq(_u_escape(H + hh, H + hh), _u_escape(L, L + lh)))
+    return ir.alt(*parts)
+
+
+def json_char_of(c: str) -> ir.Expr:
+    cp = ord(c)
+    if 0xD800 <= cp <= 0xDFFF:  # a lone surrogate (only from \u escapes): that escape only
+        return _u_escape(cp, cp)
+    return json_char(((cp, cp),))
+
+
+QUOTE = ir.literal('"')
+
+
+def string_literal(s: str) -> ir.Expr:
+    """The JSON string whose decoded value is ``s``, in any spelling."""
+    return ir.seq(QUOTE, *(json_char_of(c) for c in s), QUOTE)
+
+
+def string_of(char_expr: ir.Expr, memo: dict | None = None) -> ir.Expr:
+    """A JSON string whose decoded content is in the character-level language."""
+    return ir.seq(QUOTE, charlang.encode(char_expr, json_char, memo if memo is not None else {}), QUOTE)
+
+
+def utf8_chars(ranges: Ranges) -> ir.Expr:
+    """Plain (unescaped) UTF-8 spelling: for text outside JSON strings."""
+    return ir.chars(ranges)
+
+
+# --------------------------------------------------------------------------- whitespace
+
+WS_BYTES = ir.byte_ranges([(0x20, 0x20), (0x09, 0x0A), (0x0D, 0x0D)])
+
+
+def whitespace(policy) -> ir.Expr:
+    """The expression for one whitespace gap under the policy."""
+    if policy == "compact":
+        return ir.EPS
+    if policy == "flexible":
+        return ir.rep(WS_BYTES, 0, None)
+    if isinstance(policy, int) and not isinstance(policy, bool) and policy >= 0:
+        return ir.rep(WS_BYTES, 0, policy)
+    raise ValueError(f"whitespace must be 'compact', 'flexible' or a non-negative int, not {policy!r}")
+
+
+# --------------------------------------------------------------------------- literal values
+
+
+def number_literals(v) -> list[str]:
+    """Spellings of a JSON number that a JSON Schema validator treats as equal
+    to ``v``: its canonical form, plus the integer form of an integral float
+    and ``x.0`` of an integer."""
+    if isinstance(v, bool):
+        raise TypeError("bool is not a number")
+    if isinstance(v, int):
+        return [str(v), f"{v}.0"]
+    if v != v or v in (float("inf"), float("-inf")):
+        return []
+    out = [json.dumps(v)]
+    if v.is_integer():
+        out.append(str(int(v)))
+    return out
+
+
+def value_literal(v, ws: ir.Expr) -> ir.Expr:
+    """A JSON value equal to ``v``: objects keep their key order, strings
+    accept any escape spelling, numbers their equal spellings."""
+    if v is None:
+        return ir.literal("null")
+    if v is True:
+        return ir.literal("true")
+    if v is False:
+        return ir.literal("false")
+    if isinstance(v, (int, float)):
+        return ir.alt(*(ir.literal(s) for s in number_literals(v)))
+    if isinstance(v, str):
+        return string_literal(v)
+    if isinstance(v, list):
+        if not v:
+            return ir.seq(ir.literal("["), ws, ir.literal("]"))
+        items = []
+        for i, x in enumerate(v):
+            if i:
+                items.extend([ws, ir.literal(","), ws])
+            items.append(value_literal(x, ws))
+        return ir.seq(ir.literal("["), ws, *items, ws, ir.literal("]"))
+    if isinstance(v, dict):
+        if not v:
+            return ir.seq(ir.literal("{"), ws, ir.literal("}"))
+        items = []
+        for i, (k, x) in enumerate(v.items()):
+            if i:
+                items.extend([ws, ir.literal(","), ws])
+            items.extend([string_literal(k), ws, ir.literal(":"), ws, value_literal(x, ws)])
+        return ir.seq(ir.literal("{"), ws, *items, ws, ir.literal("}"))
+    raise TypeError(f"not a JSON value: {type(v).__name__}")
