@@ -11,10 +11,11 @@ easy to express, we accept a subset:
   offset, seconds 00-59 (the checker rejects leap seconds), calendar-checked date.
 - ``time``: the time part of the above (offset required).
 - ``duration``: RFC 3339 appendix A (``P1Y2M3D``, ``PT4H``, ``P2W``...).
-- ``email``: a dot-atom local part and a hostname domain (no quoted local
-  parts, no IP literals).
+- ``email``: RFC 5321 mailbox: a dot-atom or quoted-string local part (at
+  most 64 characters) and a hostname or an ``[IPv4]`` / ``[IPv6:...]`` literal.
 - ``hostname``: RFC 1123 labels (alphanumerics and inner hyphens, at most 63
-  characters), the last label containing a letter; the 253-character total is
+  characters, no ``--`` in positions 3-4 as IDNA ``xn--`` labels need valid
+  punycode), the last label containing a letter; the 253-character total is
   guaranteed by bounding label count and length together (up to 3 labels of
   63, 7 of 35, 15 of 15 or 31 of 7 characters).
 - ``ipv4``: dotted quad, no leading zeros; ``ipv6``: RFC 4291 text forms
@@ -107,17 +108,25 @@ def _label(max_len: int) -> str:
 
 def _hostname() -> ir.Expr:
     options = []
+    # "--" in the third and fourth positions marks IDNA labels (xn--...), which
+    # must be valid punycode: not expressible, so refused
+    reserved = _re(r"..--.*")
     for labels, length in ((3, 63), (7, 35), (15, 15), (31, 7)):
-        inner = _re(rf"(?:{_label(length)}\.){{0,{labels - 1}}}")
-        last = charlang.combine([_re(_label(length)), _re(r".*[A-Za-z].*")])
+        label = charlang.combine([_re(_label(length)), reserved], ("and", ("var", 0), ("not", ("var", 1))))
+        last = charlang.combine([_re(_label(length)), reserved, _re(r".*[A-Za-z].*")],
+                                ("and", ("var", 0), ("not", ("var", 1)), ("var", 2)))
+        inner = ir.rep(ir.seq((charlang.DFA_LEAF, label, 0), charlang.char(".")), 0, labels - 1)
         options.append(ir.seq(inner, (charlang.DFA_LEAF, last, 0)))
     return ir.alt(*options)
 
 
 def _email() -> ir.Expr:
-    local = _re(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
+    # RFC 5321 Mailbox: dot-atom or quoted-string local part (at most 64
+    # characters), then a hostname or an address literal
+    local = _re(rf"{_ATEXT}+(?:\.{_ATEXT}+)*|\"(?:[ !#-\[\]-~]|\\[ -~])*\"")
     local = (charlang.DFA_LEAF, charlang.combine([local, charlang.length(1, 64)]), 0)
-    return ir.seq(local, charlang.char("@"), _hostname())
+    literal = _re(rf"\[(?:{IPV4}|IPv6:{IPV6})\]")
+    return ir.seq(local, charlang.char("@"), ir.alt(_hostname(), literal))
 
 
 _BUILDERS = {

@@ -21,9 +21,11 @@ that accepted output validates with ``jsonschema``):
   on the other (``minimum: 0``). Otherwise bounded numbers are written without
   exponent (``json.dumps`` uses one only below 1e-4 or from 1e16 on).
 
-``integer`` accepts integer literals only (``1.0`` is an integer for draft 6+
-validators, but never emitted: soundness and simplicity first; ``-0`` is
-allowed, it parses to 0). ``multipleOf`` is supported for integral divisors:
+``integer`` accepts integer literals (``-0`` included, it parses to 0) and,
+for draft 6+ (where ``3.0`` is an integer), integer literals followed by a
+zero fraction (``3.0``, ``3.00``) up to 2**53 in magnitude (beyond, the float
+they parse to is not exact). Exponent forms of integers (``1e2``) are never
+accepted for ``integer``. ``multipleOf`` is supported for integral divisors:
 integer literals only (no fractional spelling), by enumeration for small
 ranges and a remainder automaton otherwise.
 """
@@ -51,6 +53,9 @@ INTEGER = ir.seq(ir.opt(MINUS), NATURAL)
 NUMBER = ir.seq(ir.opt(MINUS), NATURAL, ir.opt(FRACTION), ir.opt(EXPONENT))
 
 MAX_DOUBLE = 1.7976931348623157e308
+SAFE_INTEGER = 2 ** 53
+#: literals of non-integral numbers: a fraction with a non-zero digit, no exponent
+NON_INTEGER = ir.seq(ir.opt(MINUS), NATURAL, DOT, ANY_DIGITS, NONZERO, ANY_DIGITS)
 ENUMERATE_MULTIPLES = 256
 MAX_DIVISOR_STATES = 2000
 
@@ -270,7 +275,8 @@ def _dec(f: float) -> Fraction:
 
 
 def number_expr(*, integers: bool, fractions: bool, minimum=None, exclusive_minimum: bool = False,
-                maximum=None, exclusive_maximum: bool = False, multiple_of: int | None = None) -> ir.Expr | None:
+                maximum=None, exclusive_maximum: bool = False, multiple_of: int | None = None,
+                zero_fractions: bool = False) -> ir.Expr | None:
     """Character-level expression (possibly holding DFA leaves, see
     :func:`lower`) for the JSON numbers allowed. ``integers``: integer literals
     allowed; ``fractions``: literals with a fraction or exponent allowed.
@@ -291,6 +297,15 @@ def number_expr(*, integers: bool, fractions: bool, minimum=None, exclusive_mini
             parts.append(e)
         elif ilo is None or ihi is None or ilo <= ihi:
             parts.append(integer_range(ilo, ihi))
+        if zero_fractions and not fractions:
+            # ``3.0`` is an integer for draft 6+ validators; the float it parses
+            # to is exact up to 2**53, so its bounds check is exact there
+            zlo = max(ilo, -SAFE_INTEGER) if ilo is not None else -SAFE_INTEGER
+            zhi = min(ihi, SAFE_INTEGER) if ihi is not None else SAFE_INTEGER
+            if zlo <= zhi:
+                e = integer_multiples(multiple_of, zlo, zhi) if multiple_of is not None else integer_range(zlo, zhi)
+                if e is not None:
+                    parts.append(ir.seq(e, DOT, ir.rep(ZERO, 1, None)))
     if fractions and multiple_of is None:
         parts.append(_fractional(minimum, exclusive_minimum, maximum, exclusive_maximum))
     return ir.alt(*parts)

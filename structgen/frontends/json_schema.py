@@ -324,6 +324,9 @@ class _Compiler:
         self.encode_memo: dict = {}
         self.synthetic: dict = {}
         self.keep: list = []
+        text = json.dumps(schema) if not isinstance(schema, bool) else ""
+        # annotation bookkeeping (more branches) only when something reads it
+        self.annotations_matter = '"unevaluatedProperties"' in text or '"unevaluatedItems"' in text
         self.false_sub = Sub(False, self.root.resolver, "#")
         self.true_sub = Sub(True, self.root.resolver, "#")
 
@@ -511,9 +514,18 @@ class _Compiler:
         for i in range(len(s.get("allOf", ()))):
             conj(self.normalize(self.child(sub, "allOf", i)), "allOf")
         if "anyOf" in s:
-            alts = []
-            for i in range(len(s["anyOf"])):
-                alts.extend(self.normalize(self.child(sub, "anyOf", i)))
+            groups = [self.normalize(self.child(sub, "anyOf", i)) for i in range(len(s["anyOf"]))]
+            alts = [b for g in groups for b in g]
+            if self.annotations_matter and 1 < len(groups) <= 4:
+                # every alternative that holds contributes annotations: add the
+                # conjunctions of several alternatives as branches of their own
+                for mask in range(1, 1 << len(groups)):
+                    chosen = [g for i, g in enumerate(groups) if mask >> i & 1]
+                    if len(chosen) > 1:
+                        both = chosen[0]
+                        for g in chosen[1:]:
+                            both = self.and_(both, g, ptr, "anyOf")
+                        alts.extend(both)
             conj(alts, "anyOf")
         if "oneOf" in s:
             conj(self.one_of(sub), "oneOf")
@@ -523,7 +535,7 @@ class _Compiler:
                 conj(self.negate(inner, ptr + "/not"), "not")
             except _CannotNegate as e:
                 self.unsupported("not", ptr + "/not", f"cannot negate {e.keyword!r}" + (f" ({e.detail})" if e.detail else ""))
-        if d >= 7 and "if" in s and ("then" in s or "else" in s):
+        if d >= 7 and "if" in s and ("then" in s or "else" in s or self.annotations_matter):
             conj(self.if_then_else(sub), "if")
         deps_req = {}
         deps_schema = {}
@@ -541,8 +553,11 @@ class _Compiler:
                 absent = Branch(obj=(ObjPart({name: self.false_sub}, evaluates=False),))
                 conj([absent, Branch(required=tuple(needed))], "dependentRequired")
         for name, path in deps_schema.items():
+            # (absent) or (present and the schema): an exact split, so the
+            # schema's annotations only count when it was applied
             absent = Branch(obj=(ObjPart({name: self.false_sub}, evaluates=False),))
-            conj([absent] + self.normalize(self.child(sub, *path)), path[0])
+            present = self.and_([Branch(required=(name,))], self.normalize(self.child(sub, *path)), ptr, path[0])
+            conj([absent] + present, path[0])
         if d >= 2019 and "unevaluatedProperties" in s:
             branches = self.unevaluated_props(branches, self.child(sub, "unevaluatedProperties"))
         if d >= 2019 and "unevaluatedItems" in s:
@@ -665,8 +680,11 @@ class _Compiler:
         out = []
         for b in branches:
             parts = [p for p in b.obj if p.evaluates]
-            if any(p.additional is not None for p in parts) or self._is_trivial(u):
+            if any(p.additional is not None for p in parts):
                 out.append(b)
+                continue
+            if self._is_trivial(u):  # evaluates every remaining property
+                out.append(replace(b, obj=b.obj + (ObjPart({}, (), self.true_sub, u.ptr),)))
                 continue
             names = {}
             pats = []
@@ -683,8 +701,11 @@ class _Compiler:
         out = []
         for b in branches:
             parts = [p for p in b.arr if p.evaluates]
-            if any(p.items is not None for p in parts) or self._is_trivial(u):
+            if any(p.items is not None for p in parts):
                 out.append(b)
+                continue
+            if self._is_trivial(u):
+                out.append(replace(b, arr=b.arr + (ArrPart((), self.true_sub, u.ptr),)))
                 continue
             if b.contains:
                 self.unsupported("unevaluatedItems", u.ptr, "together with contains")
@@ -723,11 +744,19 @@ class _Compiler:
         cond = self.normalize(self.child(sub, "if"))
         then = self.normalize(self.child(sub, "then")) if "then" in s else [TOP]
         other = self.normalize(self.child(sub, "else")) if "else" in s else [TOP]
-        if "then" not in s:
-            return cond + other  # (if and true) or (not if and else) == if or else
+        if "then" not in s and "else" not in s:
+            # no constraint, but the condition's annotations count when it holds
+            try:
+                return cond + self.negate(cond, sub.ptr + "/if")
+            except _CannotNegate:
+                return [TOP]
         try:
             neg = self.negate(cond, sub.ptr + "/if")
         except _CannotNegate as e:
+            if "then" not in s:
+                # (if) or (not if and else) == if or else, for validation; the
+                # else branches carry no annotations (else may not have applied)
+                return cond + [_no_annotations(b) for b in other]
             self.unsupported("if", sub.ptr + "/if", f"cannot negate {e.keyword!r} in the condition")
             return [TOP]
         return self.and_(cond, then, sub.ptr, "then") + self.and_(neg, other, sub.ptr, "else")
@@ -980,10 +1009,8 @@ class _Compiler:
         try:
             e = regex_to_expr(p, search=True, encode_chars=enc)
         except RegexError as err:
-            try:
-                re.compile(p)
-            except re.error:
-                raise InvalidSchemaError(f"invalid regular expression {p!r}: {err}", ptr) from None
+            # ECMA syntax we do not parse (e.g. \p{...}) or a malformed pattern:
+            # either way we cannot enforce it
             self.unsupported("pattern", ptr, str(err))
             e = ANY_STRING
         self.pattern_memo[p] = e
@@ -1107,25 +1134,21 @@ class _Compiler:
             # int / float division is exact only below 2**53
             lo = _tighter_lo(lo, (-(2 ** 53), False))
             hi = _tighter_hi(hi, (2 ** 53, False))
+        bounds = dict(minimum=None if lo is None else lo[0], exclusive_minimum=bool(lo and lo[1]),
+                      maximum=None if hi is None else hi[0], exclusive_maximum=bool(hi and hi[1]))
         if fracs and not ints:
-            if lo is not None or hi is not None or k is not None:
-                self.unsupported("type", b.ptr, "non-integer numbers with bounds or multipleOf")
+            # numbers that are not integers: a non-zero fraction digit, no exponent
+            if k is not None:
+                self.reasons.add(b.ptr, "non-integer multiples of an integer do not exist")
                 return NOTHING
-            digits = charlang.cset([(0x30, 0x39)])
-            e = seq(opt(charlang.text("-")), json_numbers.NATURAL, charlang.text("."),
-                    rep(digits, 0, None), charlang.cset([(0x31, 0x39)]), rep(digits, 0, None))
-            return json_numbers.lower(e)
-        e = json_numbers.number_expr(
-            integers=True, fractions=fracs,
-            minimum=None if lo is None else lo[0], exclusive_minimum=bool(lo and lo[1]),
-            maximum=None if hi is None else hi[0], exclusive_maximum=bool(hi and hi[1]),
-            multiple_of=k,
-        )
+            e = json_numbers.number_expr(integers=False, fractions=True, **bounds)
+            dfa = charlang.combine([e, json_numbers.NON_INTEGER])
+            return NOTHING if dfa.empty else json_numbers.lower((charlang.DFA_LEAF, dfa, 0), self.sink)
+        e = json_numbers.number_expr(integers=True, fractions=fracs, multiple_of=k,
+                                     zero_fractions=self.draft >= 6, **bounds)
         if e is None:
             self.unsupported("multipleOf", b.multiple_of[0][1], f"divisor {k} is too large for a remainder automaton")
-            e = json_numbers.number_expr(integers=True, fractions=fracs,
-                                         minimum=None if lo is None else lo[0], exclusive_minimum=bool(lo and lo[1]),
-                                         maximum=None if hi is None else hi[0], exclusive_maximum=bool(hi and hi[1]))
+            e = json_numbers.number_expr(integers=True, fractions=fracs, zero_fractions=self.draft >= 6, **bounds)
         out = json_numbers.lower(e, self.sink)
         if out == NOTHING:
             self.reasons.add(b.ptr, "no number within the bounds")
@@ -1509,6 +1532,14 @@ class _Compiler:
 
 
 # --------------------------------------------------------------------------- module helpers
+
+
+def _no_annotations(b: Branch) -> Branch:
+    """The branch with its object/array parts marked as not evaluating."""
+    if not b.obj and not b.arr:
+        return b
+    return replace(b, obj=tuple(replace(p, evaluates=False) for p in b.obj),
+                   arr=tuple(replace(p, evaluates=False) for p in b.arr))
 
 
 def _tighter_lo(a, b):
