@@ -63,6 +63,8 @@ class LazyDFA:
         self._rule_index = {name: i for i, name in enumerate(grammar.rules)}
         self._byte_class, self.num_classes = _byte_classes(grammar)
         self._class_bytes = [np.flatnonzero(self._byte_class == c) for c in range(self.num_classes)]
+        self._byte_class_list = self._byte_class.tolist()
+        self._class_masks: dict[tuple, int] = {}
 
         # Node store: parallel lists indexed by node id.
         self._kind: list[int] = []
@@ -142,10 +144,14 @@ class LazyDFA:
         return self._mk((_REP, e, lo, hi), lo == 0 or self._nullable[e])
 
     def _bytes(self, ranges) -> int:
-        mask = 0
-        for lo, hi in ranges:
-            for c in np.unique(self._byte_class[lo : hi + 1]):
-                mask |= 1 << int(c)
+        mask = self._class_masks.get(ranges)
+        if mask is None:
+            classes = self._byte_class_list
+            mask = 0
+            for lo, hi in ranges:
+                for c in set(classes[lo : hi + 1]):
+                    mask |= 1 << c
+            self._class_masks[ranges] = mask
         return self._mk((_BYTES, mask), False) if mask else 0
 
     def _from_ir(self, e: Expr, memo: dict[int, int]) -> int:
@@ -185,8 +191,12 @@ class LazyDFA:
         empty language (so no state is ever a dead end that is not ``DEAD``) and
         reject left recursion (it would make derivation loop forever)."""
         self._unproductive: set[int] = set()
-        self._rule_nullable = _rule_fixpoint(grammar, self._rule_index, nullable=True)
-        productive = _rule_fixpoint(grammar, self._rule_index, nullable=False)
+        bodies = list(grammar.rules.values())
+        refs_memo: dict[int, frozenset] = {}
+        edges = [sorted(self._rule_index[n] for n in _refs_of(b, refs_memo) if n in self._rule_index) for b in bodies]
+        components = _rule_components(edges)
+        self._rule_nullable = _rule_fixpoint(bodies, self._rule_index, edges, components, nullable=True)
+        productive = _rule_fixpoint(bodies, self._rule_index, edges, components, nullable=False)
         self._unproductive = {i for i, ok in enumerate(productive) if not ok}
         memo: dict[int, int] = {}  # by id(): the grammar keeps every IR node alive meanwhile
         for name, body in grammar.rules.items():
@@ -423,35 +433,117 @@ def _byte_classes(grammar: Grammar) -> tuple[np.ndarray, int]:
     return out, len(classes)
 
 
-def _rule_fixpoint(grammar: Grammar, index: dict[str, int], *, nullable: bool) -> list[bool]:
+def _rule_fixpoint(bodies: list[Expr], index: dict[str, int], edges: list[list[int]], components: list[list[int]], *, nullable: bool) -> list[bool]:
     """Per rule: can it match the empty string (``nullable=True``), or can it
-    match anything at all (``nullable=False``, i.e. productivity)."""
-    value = [False] * len(index)
+    match anything at all (``nullable=False``, i.e. productivity).
 
-    def ev(e: Expr) -> bool:
+    Rules are evaluated in dependency order (strongly connected components of
+    the reference graph, callees first), so a rule's value is final when it is
+    read and one memo by node identity serves the whole grammar. Only rules
+    inside a recursive component are iterated to their fixpoint."""
+    value = [False] * len(index)
+    memo: dict[int, bool] = {}
+
+    def ev(e: Expr, local: dict[int, bool]) -> bool:
+        got = local.get(id(e))
+        if got is not None:
+            return got
         kind = e[0]
         if kind == "bytes":
-            return not nullable
-        if kind == "eps":
-            return True
-        if kind == "nothing":
-            return False
-        if kind == "seq":
-            return all(ev(x) for x in e[1])
-        if kind == "alt":
-            return any(ev(x) for x in e[1])
-        if kind == "rep":
-            return e[2] == 0 or ev(e[1])
-        if kind == "ref":
+            r = not nullable
+        elif kind == "eps":
+            r = True
+        elif kind == "seq":
+            r = all(ev(x, local) for x in e[1])
+        elif kind == "alt":
+            r = any(ev(x, local) for x in e[1])
+        elif kind == "rep":
+            r = e[2] == 0 or ev(e[1], local)
+        elif kind == "ref":
             i = index.get(e[1])
-            return value[i] if i is not None else False
-        return False
+            r = value[i] if i is not None else False
+        else:
+            r = False
+        local[id(e)] = r
+        return r
 
-    changed = True
-    while changed:
-        changed = False
-        for name, body in grammar.rules.items():
-            i = index[name]
-            if not value[i] and ev(body):
-                value[i] = changed = True
+    for component in components:
+        if len(component) == 1 and component[0] not in edges[component[0]]:
+            value[component[0]] = ev(bodies[component[0]], memo)
+            continue
+        changed = True
+        while changed:  # recursive component: iterate with a fresh memo for its bodies
+            changed = False
+            local = dict(memo)
+            for i in component:
+                if not value[i] and ev(bodies[i], local):
+                    value[i] = changed = True
+        memo.update(local)
     return value
+
+
+_NO_REFS: frozenset = frozenset()
+
+
+def _refs_of(e: Expr, memo: dict[int, frozenset]) -> frozenset:
+    """Rule names referenced in ``e``, memoized by node identity across rules."""
+    got = memo.get(id(e))
+    if got is not None:
+        return got
+    kind = e[0]
+    if kind == "ref":
+        r = frozenset((e[1],))
+    elif kind in ("seq", "alt"):
+        parts = [_refs_of(x, memo) for x in e[1]]
+        nonempty = [p for p in parts if p]
+        r = _NO_REFS if not nonempty else nonempty[0] if len(nonempty) == 1 else frozenset().union(*nonempty)
+    elif kind == "rep":
+        r = _refs_of(e[1], memo)
+    else:
+        r = _NO_REFS
+    memo[id(e)] = r
+    return r
+
+
+def _rule_components(edges: list[list[int]]) -> list[list[int]]:
+    """Strongly connected components of the rule reference graph (``edges[r]``:
+    the rules ``r`` refers to), callees before callers (iterative Tarjan)."""
+    bodies = edges
+    order: list[list[int]] = []
+    num = [-1] * len(bodies)
+    low = [0] * len(bodies)
+    on_stack = [False] * len(bodies)
+    stack: list[int] = []
+    counter = 0
+    for root in range(len(bodies)):
+        if num[root] != -1:
+            continue
+        work = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                num[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on_stack[v] = True
+            if i < len(edges[v]):
+                work.append((v, i + 1))
+                w = edges[v][i]
+                if num[w] == -1:
+                    work.append((w, 0))
+                elif on_stack[w]:
+                    low[v] = min(low[v], num[w])
+                continue
+            if low[v] == num[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack[w] = False
+                    comp.append(w)
+                    if w == v:
+                        break
+                order.append(comp)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[v])
+    return order

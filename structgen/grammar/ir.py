@@ -150,17 +150,19 @@ class Grammar:
         return cls({"start": expr}, "start", **kwargs)
 
     def size(self) -> int:
-        """Total number of IR nodes (a cheap measure of grammar size)."""
-        return sum(_count_nodes(body) for body in self.rules.values())
-
-
-def _count_nodes(e: Expr) -> int:
-    kind = e[0]
-    if kind in ("seq", "alt"):
-        return 1 + sum(_count_nodes(x) for x in e[1])
-    if kind == "rep":
-        return 1 + _count_nodes(e[1])
-    return 1
+        """Number of distinct IR nodes over all rules (shared nodes count once)."""
+        seen: set[int] = set()
+        stack = list(self.rules.values())
+        while stack:
+            e = stack.pop()
+            if id(e) in seen:
+                continue
+            seen.add(id(e))
+            if e[0] in ("seq", "alt"):
+                stack.extend(e[1])
+            elif e[0] == "rep":
+                stack.append(e[1])
+        return len(seen)
 
 
 def _merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -177,11 +179,15 @@ def _merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def iter_refs(e: Expr) -> Sequence[str]:
-    """Names of all rules referenced anywhere in ``e``."""
+    """Names of all rules referenced anywhere in ``e`` (shared nodes visited once)."""
     found: list[str] = []
+    seen: set[int] = set()
     stack = [e]
     while stack:
         x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
         kind = x[0]
         if kind == "ref":
             found.append(x[1])
