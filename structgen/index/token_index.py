@@ -216,10 +216,10 @@ class TokenIndex:
           node, so every token below stays in ``t`` and is allowed. That settles
           string contents and digit runs for the bulk of the vocabulary in a
           few steps.
-        - *small subtree*: otherwise, if few tokens lie below, each is checked
-          on its own: its bytes loop on ``t`` up to the first one that does not,
-          and only the rest is walked. This ends long chains such as runs of
-          ``=`` that end in a newline, which would cost one trie level per byte.
+        - *small subtree*: if few tokens lie below, they are walked directly,
+          all together. This ends long chains such as runs of ``=`` that end in
+          a newline, which would cost one trie level per byte, and needs no
+          full transition row of ``t``.
         """
         by_breakers = self._settle_by_breakers(state)
         if by_breakers is not None:
@@ -274,19 +274,30 @@ class TokenIndex:
         allowed = ~breaker
         if len(tokens):
             utf8_ok = a.whole_utf8[tokens] if utf8_loops else None
-            allowed[tokens[self._suffixes_alive(state, tokens, 0, loop_bytes, utf8_ok)]] = True
+            allowed[tokens[self._breakers_alive(state, tokens, loop_bytes, utf8_ok)]] = True
         return allowed
 
     def _settle_looping(self, nodes, cur, looping, depth: int, allowed: "_RangeMarks") -> np.ndarray:
-        """Settle what the two looping shortcuts can (see :meth:`allowed_positions`);
+        """Settle what the looping shortcuts can (see :meth:`allowed_positions`);
         mark the allowed tokens in ``allowed`` and return which nodes need no
         further walking."""
         a = self.arrays
         settled = np.zeros(len(nodes), dtype=bool)
         idx = np.flatnonzero(looping)
+        lo, hi = a.node_lo[nodes[idx]], a.node_hi[nodes[idx]]
+        small = hi - lo <= _SMALL_SUBTREE
+        if small.any():
+            # Walk the few tokens below directly. That needs no loop information,
+            # so no full transition row is derived for these states.
+            tokens = _ranges(lo[small], hi[small])
+            starts = a.offsets[tokens] + depth
+            alive = self._walk_rest(np.repeat(cur[idx[small]], (hi - lo)[small]), starts, a.offsets[tokens] + a.lengths[tokens])
+            allowed.tokens(tokens[alive])
+            settled[idx[small]] = True
+            idx = idx[~small]
         states = cur[idx]
         for t in np.unique(states).tolist():
-            outside, utf8_loops, loop_bytes = self._loop_bytes(t)
+            outside, utf8_loops, _ = self._loop_bytes(t)
             sel = idx[states == t]
             below = nodes[sel]
             whole = ~(a.subtree_bytes[below] & outside).any(axis=1)
@@ -294,28 +305,33 @@ class TokenIndex:
                 whole &= a.subtree_utf8[below]
             allowed.ranges(a.node_lo[below[whole]], a.node_hi[below[whole]])
             settled[sel[whole]] = True
-            small = ~whole & (a.node_hi[below] - a.node_lo[below] <= _SMALL_SUBTREE)
-            if small.any():
-                lo, hi = a.node_lo[below[small]], a.node_hi[below[small]]
-                tokens = _ranges(lo, hi)
-                # High bytes loop too where the suffix is whole UTF-8 characters.
-                utf8_ok = np.repeat(a.node_aligned[below[small]], hi - lo) & a.whole_utf8[tokens] if utf8_loops else None
-                ok = tokens[self._suffixes_alive(t, tokens, depth, loop_bytes, utf8_ok)]
-                allowed.tokens(ok)
-                settled[sel[small]] = True
         return settled
 
-    def _suffixes_alive(self, t: int, tokens: np.ndarray, depth: int, loop_bytes: np.ndarray, utf8_ok) -> np.ndarray:
-        """For tokens whose first ``depth`` bytes led to ``t``: does the rest stay
-        alive? ``utf8_ok`` marks tokens whose rest is whole UTF-8 characters, which
-        loop on ``t`` as a whole (or is None when that rule does not apply)."""
+    def _walk_rest(self, cur: np.ndarray, pos: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """Walk the flat bytes ``[pos[i], end[i])`` from state ``cur[i]`` for
+        all ``i`` together, one byte position per step; which stay alive?"""
+        flat = self.arrays.flat
+        ok = pos >= end
+        idx = np.flatnonzero(~ok)
+        cur, pos, end = cur[idx], pos[idx], end[idx]
+        while len(idx):
+            cur = _lookup(self.dfa, cur, flat[pos].astype(np.int64))
+            pos = pos + 1
+            alive = cur != DEAD
+            finished = pos == end
+            ok[idx[alive & finished]] = True
+            go = alive & ~finished
+            idx, cur, pos, end = idx[go], cur[go], pos[go], end[go]
+        return ok
+
+    def _breakers_alive(self, t: int, tokens: np.ndarray, loop_bytes: np.ndarray, utf8_ok) -> np.ndarray:
+        """Which of these tokens stay alive when read from ``t``? ``utf8_ok``
+        marks tokens made of whole UTF-8 characters, which loop on ``t`` as a
+        whole (None when that rule does not apply)."""
         a = self.arrays
-        rest = a.lengths[tokens] - depth
-        starts = a.offsets[tokens] + depth
-        if int(rest.max()) == 0:
-            return np.ones(len(tokens), dtype=bool)
-        # First non-looping byte of each rest, over the concatenated rests.
-        nonempty = rest > 0
+        rest = a.lengths[tokens]
+        starts = a.offsets[tokens]
+        # First non-looping byte of each token, over the concatenated tokens.
         span_start = np.cumsum(rest) - rest
         where = _ranges(starts, starts + rest)
         byts = a.flat[where]
@@ -323,22 +339,11 @@ class TokenIndex:
         if utf8_ok is not None:
             breaks &= ~((byts >= 0x80) & np.repeat(utf8_ok, rest))
         big = len(where)
-        first = np.full(len(tokens), big, dtype=np.int64)
-        first[nonempty] = np.minimum.reduceat(np.where(breaks, np.arange(big), big), span_start[nonempty])
+        first = np.minimum.reduceat(np.where(breaks, np.arange(big), big), span_start)
         ok = first == big
-        # Walk the rest of the others from their first non-looping byte, all together.
-        idx = np.flatnonzero(~ok)
-        pos = where[first[idx]]
-        end = starts[idx] + rest[idx]
-        cur = np.full(len(idx), t, dtype=np.int64)
-        while len(idx):
-            cur = _lookup(self.dfa, cur, a.flat[pos].astype(np.int64))
-            pos = pos + 1
-            alive = cur != DEAD
-            finished = pos == end
-            ok[idx[alive & finished]] = True
-            go = alive & ~finished
-            idx, cur, pos, end = idx[go], cur[go], pos[go], end[go]
+        # The others stay in ``t`` up to their first non-looping byte; walk on from there.
+        broken = np.flatnonzero(~ok)
+        ok[broken] = self._walk_rest(np.full(len(broken), t, dtype=np.int64), where[first[broken]], (starts + rest)[broken])
         return ok
 
     def _loop_bytes(self, state: int) -> tuple[np.ndarray, bool, np.ndarray]:
