@@ -444,7 +444,7 @@ class Worker:
             return {"status": "oom", "error": f"worker killed by SIGKILL {when} (out of memory?)", "exitcode": code}
         return {"status": "crash", "error": f"worker died {when} (exit code {code})", "exitcode": code}
 
-    def run(self, task: dict, timeout: float, grace: float = 5.0) -> dict:
+    def run(self, task: dict, timeout: float, grace: float = 2.0) -> dict:
         if self.proc is None or not self.proc.is_alive():
             self.kill()
             self._start()

@@ -48,6 +48,8 @@ def _cpu_model() -> str:
 
 
 def _git_commit() -> str:
+    if os.environ.get("STRUCTGEN_COMMIT"):  # a run from an exported snapshot of the tree
+        return os.environ["STRUCTGEN_COMMIT"]
     root = Path(__file__).resolve().parents[2]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
