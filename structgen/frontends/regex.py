@@ -527,9 +527,35 @@ def _split_anchors(node, outer_start: bool = False, outer_end: bool = False) -> 
         if len(terms) == 1 and terms[0][0] == "group" and _find_anchor(terms[0]) is not None:
             out.extend(_split_anchors(terms[0][1], a_start, a_end))
             continue
+        # (?:^a|^b)c and a(?:b$|c$): a leading / trailing group whose every
+        # alternative carries the anchor anchors the whole alternative.
+        if len(terms) > 1 and terms[0][0] == "group":
+            stripped = _strip_group_anchor(terms[0], 0, "^")
+            if stripped is not None:
+                terms[0] = stripped
+                a_start = True
+        if len(terms) > 1 and terms[-1][0] == "group":
+            stripped = _strip_group_anchor(terms[-1], -1, "$")
+            if stripped is not None:
+                terms[-1] = stripped
+                a_end = True
         body = ("seq", tuple(terms))
         out.append((a_start, body, a_end))
     return out
+
+
+def _strip_group_anchor(group, index: int, kind: str):
+    """The group without the ``kind`` anchor at the ``index`` end of each of
+    its alternatives, or None unless every alternative has it there."""
+    options = []
+    for option in _alternatives(group[1]):
+        terms = _terms(option)
+        if not terms or terms[index][0] != "anchor" or terms[index][1] != kind:
+            return None
+        while terms and terms[index][0] == "anchor" and terms[index][1] == kind:
+            terms.pop(index)
+        options.append(("seq", tuple(terms)))
+    return ("group", options[0] if len(options) == 1 else ("alt", tuple(options)))
 
 
 def _find_anchor(node):
