@@ -54,8 +54,15 @@ NUMBER = ir.seq(ir.opt(MINUS), NATURAL, ir.opt(FRACTION), ir.opt(EXPONENT))
 
 MAX_DOUBLE = 1.7976931348623157e308
 SAFE_INTEGER = 2 ** 53
-#: literals of non-integral numbers: a fraction with a non-zero digit, no exponent
-NON_INTEGER = ir.seq(ir.opt(MINUS), NATURAL, DOT, ANY_DIGITS, NONZERO, ANY_DIGITS)
+#: Literals whose float value is surely not an integer (all three must hold): magnitude below 1e9,
+#: no exponent, and among the first six fraction digits one is not 0 and one is
+#: not 9, so the value is at least 1e-6 away from every integer while floats
+#: there are spaced below 2.5e-7 (``1.0000000000000000001`` parses to ``1.0``).
+NON_INTEGER = (
+    ir.seq(ir.opt(MINUS), ir.alt(ZERO, ir.seq(NONZERO, ir.rep(DIGIT, 0, 8))), DOT, ir.rep(DIGIT, 1, None)),
+    ir.seq(ir.opt(MINUS), ir.rep(DIGIT, 1, None), DOT, ir.rep(DIGIT, 0, 5), NONZERO, ANY_DIGITS),
+    ir.seq(ir.opt(MINUS), ir.rep(DIGIT, 1, None), DOT, ir.rep(DIGIT, 0, 5), cset([(0x30, 0x38)]), ANY_DIGITS),
+)
 ENUMERATE_MULTIPLES = 256
 MAX_DIVISOR_STATES = 2000
 

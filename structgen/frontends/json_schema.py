@@ -1137,12 +1137,12 @@ class _Compiler:
         bounds = dict(minimum=None if lo is None else lo[0], exclusive_minimum=bool(lo and lo[1]),
                       maximum=None if hi is None else hi[0], exclusive_maximum=bool(hi and hi[1]))
         if fracs and not ints:
-            # numbers that are not integers: a non-zero fraction digit, no exponent
+            # numbers that are not integers (see json_numbers.NON_INTEGER)
             if k is not None:
                 self.reasons.add(b.ptr, "non-integer multiples of an integer do not exist")
                 return NOTHING
             e = json_numbers.number_expr(integers=False, fractions=True, **bounds)
-            dfa = charlang.combine([e, json_numbers.NON_INTEGER])
+            dfa = charlang.combine([e, *json_numbers.NON_INTEGER])
             return NOTHING if dfa.empty else json_numbers.lower((charlang.DFA_LEAF, dfa, 0), self.sink)
         e = json_numbers.number_expr(integers=True, fractions=fracs, multiple_of=k,
                                      zero_fractions=self.draft >= 6, **bounds)

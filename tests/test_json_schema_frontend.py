@@ -1,0 +1,671 @@
+"""Unit tests of the JSON Schema frontend (structgen.frontends.json_schema and
+its helpers: charlang, json_text, json_numbers, json_formats).
+
+Acceptance is checked on serialized instances with the lazy DFA (and, for a
+few small grammars, with the independent IR oracle), under compact text
+(``separators=(",", ":")``) and ``json.dumps`` default text (``", "``,
+``": "``, ASCII escapes) under flexible whitespace. Random walks through the
+automata check soundness: whatever the grammar produces must validate with
+``jsonschema`` (format checking on).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import random
+
+import jsonschema
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, Field
+
+from structgen.automaton.lazy_dfa import DEAD, LazyDFA
+from structgen.errors import InvalidSchemaError, UnsatisfiableSchemaError, UnsupportedSchemaError
+from structgen.frontends import charlang, json_formats, json_numbers, json_text
+from structgen.frontends.json_schema import json_schema_to_grammar
+from structgen.grammar import ir
+from tests.ir_oracle import matches as oracle_matches
+
+# --------------------------------------------------------------------------- helpers
+
+_CACHE: dict = {}
+
+
+def dfa_for(schema, **kw) -> LazyDFA:
+    key = (json.dumps(schema, sort_keys=True), tuple(sorted(kw.items())))
+    d = _CACHE.get(key)
+    if d is None:
+        d = _CACHE[key] = LazyDFA(json_schema_to_grammar(schema, **kw))
+    return d
+
+
+def accepts_text(schema, text: str, **kw) -> bool:
+    d = dfa_for(schema, **kw)
+    s = d.walk(d.start, text.encode("utf-8"))
+    return s != DEAD and d.is_accepting(s)
+
+
+def accepts(schema, value) -> bool:
+    """Accepted both compact (compact whitespace) and as json.dumps default
+    output (flexible whitespace); the two must agree."""
+    compact = accepts_text(schema, json.dumps(value, separators=(",", ":"), ensure_ascii=False), whitespace="compact")
+    spaced = accepts_text(schema, json.dumps(value), whitespace="flexible")
+    assert compact == spaced, f"compact={compact} flexible={spaced} for {value!r}"
+    return compact
+
+
+def check(schema, good=(), bad=()):
+    for v in good:
+        assert accepts(schema, v), f"valid {v!r} rejected by {schema}"
+    for v in bad:
+        assert not accepts(schema, v), f"invalid {v!r} accepted by {schema}"
+
+
+def validator(schema):
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator) \
+        if isinstance(schema, dict) else jsonschema.Draft202012Validator
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def random_documents(dfa: LazyDFA, n: int, seed: int = 0, max_len: int = 120):
+    """Random walks through the automaton, finished by a shortest path to acceptance."""
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(n * 3):
+        if len(out) >= n:
+            break
+        s = dfa.start
+        buf = bytearray()
+        for _ in range(max_len):
+            if dfa.is_accepting(s) and rnd.random() < 0.2:
+                break
+            row = dfa.complete_row(s)
+            live = np.flatnonzero(row != DEAD)
+            if not len(live):
+                break
+            b = int(live[rnd.randrange(len(live))])
+            buf.append(b)
+            s = int(row[b])
+        if not dfa.is_accepting(s):
+            tail = _shortest_accepting_path(dfa, s)
+            if tail is None:
+                continue
+            buf += tail
+        out.append(bytes(buf))
+    return out
+
+
+def _shortest_accepting_path(dfa, s, limit=20000):
+    queue = collections.deque([(s, b"")])
+    seen = {s}
+    while queue:
+        st_, path = queue.popleft()
+        if dfa.is_accepting(st_):
+            return path
+        row = dfa.complete_row(st_)
+        for b in np.flatnonzero(row != DEAD):
+            t = int(row[b])
+            if t not in seen:
+                if len(seen) > limit:
+                    return None
+                seen.add(t)
+                queue.append((t, path + bytes([int(b)])))
+    return None
+
+
+def assert_sound(schema, n=40, seed=0, **kw):
+    d = dfa_for(schema, **kw)
+    v = validator(schema)
+    docs = random_documents(d, n, seed)
+    assert docs
+    for doc in docs:
+        inst = json.loads(doc.decode("utf-8"))
+        errors = list(v.iter_errors(inst))
+        assert not errors, f"{doc!r} is accepted but invalid: {errors[0].message}"
+
+
+# --------------------------------------------------------------------------- input forms
+
+
+def test_input_forms():
+    assert accepts_text('{"type": "integer"}', "5")
+    assert accepts_text(True, '{"a": [1, "x", null]}')
+
+    class Cat(BaseModel):
+        name: str
+        age: int = Field(ge=0)
+        nick: str | None = None
+
+    g = json_schema_to_grammar(Cat)
+    d = LazyDFA(g)
+    for text, ok in [('{"name": "Tom", "age": 3}', True), ('{"name":"Tom","age":3,"nick":null}', True),
+                     ('{"name": "Tom", "age": -1}', False), ('{"age": 3}', False)]:
+        s = d.walk(d.start, text.encode())
+        assert (s != DEAD and d.is_accepting(s)) == ok, text
+    with pytest.raises(InvalidSchemaError):
+        json_schema_to_grammar("{not json")
+    with pytest.raises(InvalidSchemaError):
+        json_schema_to_grammar(object())
+
+
+def test_false_schema_is_unsatisfiable():
+    with pytest.raises(UnsatisfiableSchemaError):
+        json_schema_to_grammar(False)
+
+
+def test_oracle_agrees_with_automaton():
+    schema = {"type": "object", "properties": {"a": {"type": "integer", "minimum": -3}, "b": {"enum": ["x", [1]]}},
+              "required": ["a"]}
+    g = json_schema_to_grammar(schema, whitespace="compact")
+    for text, ok in [('{"a":-3}', True), ('{"a":-4}', False), ('{"a":0,"b":"x"}', True), ('{"a":0,"b":[1]}', True),
+                     ('{"b":"x","a":1}', False), ('{"a":1,"c":{}}', True), ('{"a":1,"b":"y"}', False)]:
+        assert oracle_matches(g, text.encode()) == ok, text
+        assert accepts_text(schema, text, whitespace="compact") == ok, text
+
+
+# --------------------------------------------------------------------------- whitespace
+
+
+def test_whitespace_policies():
+    schema = {"type": "object", "properties": {"a": {"type": "array"}}}
+    text = '{ "a" : [ 1 , 2 ] }'
+    assert accepts_text(schema, text, whitespace="flexible")
+    assert accepts_text(schema, '\n{\t"a":\r\n[1,2]}\n', whitespace="flexible")
+    assert not accepts_text(schema, text, whitespace="compact")
+    assert accepts_text(schema, '{"a":[1,2]}', whitespace="compact")
+    assert accepts_text(schema, '{ "a" : [ 1 , 2 ] }', whitespace=1)
+    assert not accepts_text(schema, '{  "a":[1,2]}', whitespace=1)
+    with pytest.raises(ValueError):
+        json_schema_to_grammar(schema, whitespace="lots")
+
+
+# --------------------------------------------------------------------------- types, enum, const
+
+
+def test_types():
+    check({"type": "null"}, [None], [0, False, "null"])
+    check({"type": "boolean"}, [True, False], [0, None])
+    check({"type": ["string", "null"]}, ["x", None], [1, []])
+    check({"type": "array"}, [[], [1, [2, {"a": None}]]], [{}, "[]"])
+    check({"type": "object"}, [{}, {"a": {"b": [1]}}], [[], None])
+    check({"type": "integer"}, [0, -1, 10 ** 40, 3.0], [1.5, "1", True, None])
+    check({"type": "number"}, [0, -1.5, 1e300, 2.5e-10, 10 ** 40], ["1", None])
+
+
+def test_integer_spellings():
+    s = {"type": "integer"}
+    for text, ok in [("-0", True), ("01", False), ("1.0", True), ("1.00", True), ("1.5", False), ("1e2", False),
+                     ("+1", False), ("9007199254740993.0", False), ("9007199254740992.0", True)]:
+        assert accepts_text(s, text, whitespace="compact") == ok, text
+    # draft 4: 1.0 is not an integer
+    s4 = {"$schema": "http://json-schema.org/draft-04/schema#", "type": "integer"}
+    assert not accepts_text(s4, "1.0", whitespace="compact")
+
+
+def test_number_syntax():
+    s = {"type": "number"}
+    for text, ok in [("0", True), ("-0", True), ("-0.0", True), ("1.5e+10", True), ("1E-3", True), ("0e0", True),
+                     ("01", False), ("1.", False), (".5", False), ("-", False), ("1e", False), ("NaN", False),
+                     ("Infinity", False), ("0x10", False)]:
+        assert accepts_text(s, text, whitespace="compact") == ok, text
+
+
+def test_enum_and_const():
+    check({"enum": ["red", "green", 3, None, [1, 2], {"a": 1}]}, ["red", 3, 3.0, None, [1, 2], {"a": 1}],
+          ["blue", 4, [1], {"a": 2}, True])
+    check({"const": {"a": [1, "x"], "b": None}}, [{"a": [1, "x"], "b": None}], [{"a": [1, "x"]}, {}])
+    check({"const": 1}, [1, 1.0], [True, 2])
+    check({"const": True}, [True], [1])
+    check({"enum": [1.5, "é\n\"\\"]}, [1.5, "é\n\"\\"], [1.6])
+    # any escape spelling of an enum string
+    assert accepts_text({"const": "é/"}, '"\\u00e9\\/"', whitespace="compact")
+    assert accepts_text({"const": "é/"}, '"\\u00E9/"', whitespace="compact")
+    # enum filtered by the other keywords
+    check({"type": "string", "enum": ["a", 1, "bb"], "maxLength": 1}, ["a"], [1, "bb"])
+
+
+def test_nullable():
+    check({"type": "string", "nullable": True}, ["x", None], [1])
+    assert not accepts_text({"type": "string", "nullable": True}, "null", nullable=False)
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(-10 ** 6, 10 ** 6))
+def test_integer_ranges_property(v):
+    for lo, hi in [(-37, 1200), (0, None), (None, -5), (999, 1000), (-10 ** 5, 10 ** 5 + 3)]:
+        s = {"type": "integer"}
+        if lo is not None:
+            s["minimum"] = lo
+        if hi is not None:
+            s["maximum"] = hi
+        exp = (lo is None or v >= lo) and (hi is None or v <= hi)
+        assert accepts_text(s, str(v), whitespace="compact") == exp
+
+
+def test_big_integer_bounds():
+    big = 10 ** 30
+    s = {"type": "integer", "minimum": -big, "exclusiveMaximum": big}
+    check(s, [-big, big - 1, 0], [big, -big - 1])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.floats(-1000, 1000, allow_nan=False))
+def test_decimal_ranges_property(x):
+    schemas = [
+        {"type": "number", "minimum": 0.5, "maximum": 99.25},
+        {"type": "number", "exclusiveMinimum": -2.5, "exclusiveMaximum": 0.1},
+        {"type": "number", "minimum": 0},
+        {"type": "number", "exclusiveMinimum": 0},
+    ]
+    text = json.dumps(x)
+    for s in schemas:
+        valid = validator(s).is_valid(x)
+        got = accepts_text(s, text, whitespace="compact")
+        assert not (got and not valid), (s, text)
+        if valid and "e" not in text and not any(
+            isinstance(b, (int, float)) and abs(x - b) < 1e-9 for b in s.values()
+        ):
+            assert got, (s, text)
+
+
+def test_float_rounding_at_bounds():
+    # 5.0000000000000000001 parses to 5.0, which is not > 5
+    s = {"type": "number", "exclusiveMinimum": 5}
+    assert not accepts_text(s, "5.0000000000000000001", whitespace="compact")
+    assert accepts_text(s, "5.000000000000001", whitespace="compact")
+    assert accepts_text(s, "6", whitespace="compact")
+    s = {"type": "number", "minimum": 0.1}
+    assert accepts_text(s, "0.1", whitespace="compact")
+    assert not accepts_text(s, "0.09999999", whitespace="compact")
+    assert accepts_text(s, "1", whitespace="compact")
+
+
+def test_exponents_only_where_exact():
+    assert accepts_text({"type": "number", "minimum": 0}, "1e-05", whitespace="compact")
+    assert not accepts_text({"type": "number", "minimum": 0}, "-1e-05", whitespace="compact")
+    assert not accepts_text({"type": "number", "maximum": 10}, "1e-05", whitespace="compact")  # documented
+
+
+def test_multiple_of():
+    s = {"type": "integer", "multipleOf": 7, "minimum": -20, "maximum": 30}
+    for v in range(-25, 35):
+        assert accepts_text(s, str(v), whitespace="compact") == (v % 7 == 0 and -20 <= v <= 30)
+    s = {"type": "integer", "multipleOf": 3, "minimum": 1000}
+    for v in [999, 1002, 1003, 30000, 30001, 10 ** 20 + 2]:
+        assert accepts_text(s, str(v), whitespace="compact") == (v % 3 == 0 and v >= 1000), v
+    check({"type": "number", "multipleOf": 2}, [4, -6, 0], [3, 1.5])
+    with pytest.raises(UnsupportedSchemaError, match="multipleOf"):
+        json_schema_to_grammar({"type": "number", "multipleOf": 0.01})
+    g = json_schema_to_grammar({"type": "number", "multipleOf": 0.01}, lenient=True)
+    assert any("multipleOf" in n for n in g.notes)
+
+
+def test_not_integer():
+    s = {"type": "number", "not": {"type": "integer"}, "minimum": 0}
+    check(s, [0.5, 12.25], [1, 2.0, -0.5])
+    assert_sound(s, seed=3)
+
+
+def test_number_helpers_match_semantics():
+    e = json_numbers.number_expr(integers=True, fractions=True, minimum=-1.5, maximum=2, exclusive_maximum=True)
+    for text in ["-1.5", "-1.4999", "0", "1.99", "-1", "1"]:
+        assert charlang.matches(e, text), text
+    for text in ["-1.51", "2", "2.0", "-2"]:
+        assert not charlang.matches(e, text), text
+
+
+# --------------------------------------------------------------------------- strings
+
+
+def test_string_lengths_count_characters():
+    s = {"type": "string", "minLength": 2, "maxLength": 3}
+    check(s, ["ab", "é😀", "\n\t", 'a"\\'], ["a", "abcd", ""])
+    # escapes are one character each
+    assert accepts_text(s, '"\\u00e9\\n"', whitespace="compact")
+    assert accepts_text(s, '"\\ud83d\\ude00x"', whitespace="compact")
+    assert not accepts_text(s, '"\\ud83d"', whitespace="compact")  # lone surrogate escape
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=8))
+def test_string_length_property(t):
+    s = {"type": "string", "minLength": 1, "maxLength": 5}
+    exp = 1 <= len(t) <= 5
+    assert accepts_text(s, json.dumps(t), whitespace="compact") == exp
+    assert accepts_text(s, json.dumps(t, ensure_ascii=False), whitespace="compact") == exp
+
+
+def test_json_string_characters():
+    assert not accepts_text({"type": "string"}, '"a\nb"', whitespace="compact")  # raw control character
+    assert not accepts_text({"type": "string"}, '"\\x41"', whitespace="compact")
+    assert accepts_text({"type": "string"}, '"\\/\\b\\f\\r\\t\\"\\\\"', whitespace="compact")
+    assert not accepts_text({"type": "string"}, '"\\uD800"', whitespace="compact")
+
+
+def test_pattern():
+    s = {"type": "string", "pattern": "^[a-z]+-[0-9]{2}$"}
+    check(s, ["ab-12"], ["ab-123", "Ab-12", "ab12"])
+    s = {"type": "string", "pattern": "cat"}  # search semantics
+    check(s, ["cat", "a cat!", "concatenate"], ["dog", "ca t"])
+    s = {"type": "string", "pattern": "^\\d+$", "maxLength": 3}
+    check(s, ["1", "123"], ["1234", "", "12a"])
+    # escapes decode before the pattern applies
+    assert accepts_text({"pattern": "^é$"}, '"\\u00e9"', whitespace="compact")
+    assert not accepts_text({"pattern": "^\\W$"}, '"é"', whitespace="compact")  # Python's re: é is a word char
+    assert_sound({"type": "string", "pattern": "^[a-c]{2,4}x?$", "minLength": 3}, seed=1)
+    assert_sound({"type": "string", "pattern": "^\\S+\\s\\D$"}, seed=2)
+
+
+def test_pattern_errors():
+    with pytest.raises(UnsupportedSchemaError, match="pattern") as ei:
+        json_schema_to_grammar({"properties": {"a": {"pattern": "(?=x)y"}}})
+    assert ei.value.pointer == "#/properties/a/pattern"
+    g = json_schema_to_grammar({"pattern": "\\p{L}"}, lenient=True)
+    assert g.notes
+
+
+@pytest.mark.parametrize("fmt,good,bad", [
+    ("date", ["2024-02-29", "1999-12-31"], ["2023-02-29", "2024-13-01", "24-01-01"]),
+    ("date-time", ["2024-01-01T12:30:00Z", "2024-01-01t12:30:00.5+01:00"], ["2024-01-01 12:30:00Z", "2024-01-01T25:00:00Z"]),
+    ("time", ["12:30:00Z", "23:59:59.999-05:00"], ["12:30", "12:30:00"]),
+    ("duration", ["P1D", "PT1H30M", "P2W"], ["P", "1D", "PT"]),
+    ("email", ["a@b.c", "first.last@example.org"], ["no-at", "a@", "@b"]),
+    ("hostname", ["example.com", "a-b.c-d.org"], ["-bad.com", "a..b", "x" * 64 + ".com"]),
+    ("ipv4", ["192.168.0.1"], ["256.1.1.1", "1.2.3"]),
+    ("ipv6", ["::1", "2001:db8::ff00:42:8329", "::ffff:192.0.2.1"], ["1:2:3", "::1::", "12345::"]),
+    ("uuid", ["123e4567-e89b-12d3-a456-426614174000"], ["123e4567e89b12d3a456426614174000"]),
+    ("uri", ["https://example.com/a?b=c#d", "urn:isbn:0451450523"], ["/relative", "not a uri"]),
+    ("uri-reference", ["/relative/path", "https://x.y/", "#frag"], ["has space"]),
+    ("json-pointer", ["", "/a/b~0~1"], ["a/b", "/~2"]),
+])
+def test_formats(fmt, good, bad):
+    s = {"type": "string", "format": fmt}
+    check(s, good, bad)
+    assert_sound(s, n=30, seed=7)
+
+
+def test_format_errors():
+    with pytest.raises(UnsupportedSchemaError, match="format") as ei:
+        json_schema_to_grammar({"type": "string", "format": "color"})
+    assert ei.value.pointer == "#/format"
+    json_schema_to_grammar({"type": "integer", "format": "int32"})  # format on non-strings constrains nothing
+    assert json_schema_to_grammar({"type": "string", "format": "color"}, lenient=True).notes
+
+
+def test_format_languages_are_sound():
+    checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
+    import datetime
+    import ipaddress
+    for name in sorted(json_formats.SUPPORTED_FORMATS):
+        sink = charlang.RuleSink(prefix="f")
+        start = charlang.encode(json_formats.format_language(name), ir.chars, {}, sink)
+        d = LazyDFA(ir.Grammar(dict(sink.rules, start=start), "start"))
+        for doc in random_documents(d, 25, seed=hash(name) % 1000, max_len=60):
+            s = doc.decode("utf-8")
+            assert checker.conforms(s, name), (name, s)
+            if name == "date":
+                datetime.date.fromisoformat(s)
+            if name == "ipv6":
+                ipaddress.IPv6Address(s)
+
+
+# --------------------------------------------------------------------------- objects
+
+
+def test_properties_required_and_extras():
+    s = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}, "required": ["b"]}
+    check(s, [{"b": "x"}, {"a": 1, "b": "x"}, {"b": "x", "zz": [1]}, {"zz": 1, "a": 1, "yy": 2, "b": "x", "q": 3}],
+          [{}, {"a": 1}, {"a": "1", "b": "x"}, {"b": 1}])
+    # declared keys cannot repeat, nor come back through an escape spelling
+    assert not accepts_text(s, '{"b":"x","b":"y"}', whitespace="compact")
+    assert not accepts_text(s, '{"a":1,"b":"x","\\u0061":"str"}', whitespace="compact")
+    assert not accepts_text(s, '{"b":"x","a":1}', whitespace="compact")  # declaration order
+    assert_sound(s, seed=4)
+
+
+def test_additional_properties():
+    s = {"properties": {"a": {}}, "additionalProperties": False}
+    check(s, [{}, {"a": [1]}], [{"b": 1}])
+    s = {"properties": {"a": {"type": "string"}}, "additionalProperties": {"type": "integer"}}
+    check(s, [{"a": "x", "b": 1, "c": 2}], [{"a": 1}, {"b": "x"}])
+    assert_sound(s, seed=5)
+
+
+def test_pattern_properties():
+    s = {"patternProperties": {"^x-": {"type": "integer"}, "id$": {"type": "string"}},
+         "additionalProperties": False}
+    check(s, [{"x-a": 1}, {"myid": "s"}, {}], [{"x-a": "s"}, {"other": 1}, {"x-id": 1}, {"x-id": "s"}])
+    s = {"properties": {"x-fixed": {"type": "string"}}, "patternProperties": {"^x-": {"minLength": 2}}}
+    check(s, [{"x-fixed": "ab"}, {"x-other": "cd"}, {"x-other": 5}], [{"x-fixed": "a"}, {"x-other": "c"}])
+    assert_sound({"patternProperties": {"^a": {"type": "integer"}, "b$": {"minimum": 3}},
+                  "additionalProperties": {"type": "string"}}, seed=6)
+
+
+def test_property_names_and_counts():
+    s = {"propertyNames": {"maxLength": 2, "pattern": "^[a-z]+$"}}
+    check(s, [{}, {"ab": 1, "c": 2}], [{"abc": 1}, {"A": 1}])
+    s = {"properties": {"a": {}, "b": {}, "c": {}}, "additionalProperties": False, "minProperties": 2, "maxProperties": 2}
+    check(s, [{"a": 1, "b": 2}, {"a": 1, "c": 3}], [{"a": 1}, {"a": 1, "b": 2, "c": 3}])
+    s = {"type": "object", "additionalProperties": {"type": "integer"}, "maxProperties": 2, "minProperties": 1}
+    check(s, [{"x": 1}, {"x": 1, "y": 2}], [{}, {"x": 1, "y": 2, "z": 3}])
+    with pytest.raises(UnsupportedSchemaError, match="minProperties"):
+        json_schema_to_grammar({"type": "object", "minProperties": 3})
+
+
+def test_dependencies():
+    s = {"dependentRequired": {"a": ["b"]}, "properties": {"a": {}, "b": {}}}
+    check(s, [{}, {"b": 1}, {"a": 1, "b": 2}], [{"a": 1}])
+    s = {"dependentSchemas": {"a": {"required": ["c"]}}, "properties": {"a": {}, "c": {}}}
+    check(s, [{}, {"a": 1, "c": 1}, {"c": 1}], [{"a": 1}])
+    s7 = {"$schema": "http://json-schema.org/draft-07/schema#", "dependencies": {"a": ["b"]},
+          "properties": {"a": {}, "b": {}}}
+    check(s7, [{"a": 1, "b": 2}], [{"a": 1}])
+
+
+# --------------------------------------------------------------------------- arrays
+
+
+def test_arrays():
+    check({"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 3},
+          [[1], [1, 2, 3]], [[], [1, 2, 3, 4], ["a"]])
+    check({"prefixItems": [{"type": "string"}, {"type": "boolean"}], "items": False},
+          [[], ["a"], ["a", True]], [[1], ["a", True, 1]])
+    check({"prefixItems": [{"type": "string"}], "items": {"type": "integer"}, "minItems": 2},
+          [["a", 1], ["a", 1, 2]], [["a"], ["a", "b"]])
+    check({"$schema": "http://json-schema.org/draft-07/schema#", "items": [{"type": "integer"}],
+           "additionalItems": {"type": "string"}}, [[1, "a"], []], [["a"], [1, 2]])
+    check({"type": "array", "maxItems": 1, "uniqueItems": True}, [[], [1]], [[1, 2]])
+    with pytest.raises(UnsupportedSchemaError, match="uniqueItems"):
+        json_schema_to_grammar({"type": "array", "uniqueItems": True})
+
+
+def test_contains():
+    check({"contains": {"type": "integer", "minimum": 5}}, [[5], ["a", 7, "b"]], [[], [1, 2], ["x"]])
+    check({"contains": {"const": "x"}, "minContains": 2, "maxContains": 3},
+          [["x", "x"], ["x", 1, "x", "x"]], [["x"], ["x", "x", "x", "x"]])
+    check({"contains": {"type": "string"}, "minContains": 0, "maxContains": 1}, [[], [1, "a"]], [["a", "b"]])
+    assert_sound({"items": {"type": "integer"}, "contains": {"multipleOf": 3}, "maxItems": 4}, seed=8)
+
+
+# --------------------------------------------------------------------------- combinators
+
+
+def test_all_of_merges():
+    s = {"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+                   {"properties": {"a": {"minimum": 3}, "b": {"type": "string"}}}]}
+    check(s, [{"a": 3}, {"a": 4, "b": "x"}], [{"a": 2}, {}, {"a": 3, "b": 1}])
+    # additionalProperties only knows the properties of its own schema object
+    s = {"allOf": [{"properties": {"a": {}}}, {"additionalProperties": False}]}
+    check(s, [{}], [{"a": 1}])
+    s = {"allOf": [{"type": "string", "minLength": 2}, {"maxLength": 3}, {"pattern": "^a"}]}
+    check(s, ["ab", "abc"], ["a", "abcd", "bb"])
+
+
+def test_any_of_and_one_of():
+    check({"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]}, ["x", 5], [-1, None])
+    check({"oneOf": [{"type": "integer"}, {"minimum": 2}]}, [1, 2.5], [3, 0.5])
+    disc = {"oneOf": [
+        {"type": "object", "properties": {"kind": {"const": "a"}, "x": {"type": "integer"}}, "required": ["kind", "x"]},
+        {"type": "object", "properties": {"kind": {"const": "b"}, "y": {"type": "string"}}, "required": ["kind"]},
+    ]}
+    check(disc, [{"kind": "a", "x": 1}, {"kind": "b"}], [{"kind": "c"}, {"kind": "a"}])
+    s = {"oneOf": [{"required": ["a"]}, {"required": ["b"]}], "type": "object"}
+    check(s, [{"a": 1}, {"b": 1}], [{}, {"a": 1, "b": 2}])
+    assert_sound(s, seed=9)
+
+
+def test_not():
+    check({"not": {"type": "string"}}, [1, None, []], ["a"])
+    check({"type": "string", "not": {"enum": ["a", "b"]}}, ["c", "ab", ""], ["a", "b"])
+    check({"type": "integer", "not": {"const": 3}}, [2, 4], [3])
+    check({"type": "object", "not": {"required": ["secret"]}}, [{}, {"a": 1}], [{"secret": 1}])
+    check({"not": {"minimum": 3}}, [2, -1.5], [3, 4, "x", None])  # minimum holds for every non-number
+    assert_sound({"not": {"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 2}]}}, seed=10)
+    with pytest.raises(UnsupportedSchemaError, match="'not'"):
+        json_schema_to_grammar({"not": {"format": "date"}})
+
+
+def test_if_then_else():
+    s = {"if": {"properties": {"kind": {"const": "n"}}, "required": ["kind"]},
+         "then": {"properties": {"v": {"type": "number"}}},
+         "else": {"properties": {"v": {"type": "string"}}}}
+    check(s, [{"kind": "n", "v": 1}, {"kind": "s", "v": "x"}, {"v": "x"}], [{"kind": "n", "v": "x"}, {"v": 1}])
+    check({"if": {"type": "string"}, "else": {"type": "integer"}}, ["a", 1], [1.5, None])
+    assert_sound(s, seed=11)
+
+
+def test_unevaluated_properties():
+    s = {"allOf": [{"properties": {"a": {}}}], "properties": {"b": {}}, "unevaluatedProperties": False}
+    check(s, [{"b": 2, "a": 1}, {}], [{"c": 1}])
+
+
+# --------------------------------------------------------------------------- references
+
+
+def test_refs():
+    check({"$defs": {"pos": {"type": "integer", "minimum": 1}}, "properties": {"n": {"$ref": "#/$defs/pos"}}},
+          [{"n": 1}], [{"n": 0}])
+    check({"$schema": "http://json-schema.org/draft-07/schema#", "definitions": {"s": {"type": "string"}},
+           "items": {"$ref": "#/definitions/s"}}, [["a"]], [[1]])
+    check({"$id": "http://example.com/root.json", "$defs": {"a": {"$id": "a.json", "type": "boolean"}},
+           "$ref": "a.json"}, [True], [1])
+    check({"$defs": {"a": {"$anchor": "thing", "type": "null"}}, "$ref": "#thing"}, [None], [0])
+    # draft 7: $ref siblings are ignored
+    check({"$schema": "http://json-schema.org/draft-07/schema#", "definitions": {"i": {"type": "integer"}},
+           "$ref": "#/definitions/i", "minimum": 5}, [1], ["x"])
+    # 2020-12: $ref siblings apply
+    check({"$defs": {"i": {"type": "integer"}}, "$ref": "#/$defs/i", "minimum": 5}, [5], [1])
+
+
+def test_recursive_refs():
+    tree = {"$defs": {"node": {"type": "object", "properties": {
+        "value": {"type": "integer"}, "children": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+        "required": ["value"], "additionalProperties": False}}, "$ref": "#/$defs/node"}
+    check(tree, [{"value": 1}, {"value": 1, "children": [{"value": 2, "children": [{"value": 3}]}]}],
+          [{"value": 1, "children": [{}]}, {"children": []}])
+    assert_sound(tree, seed=12)
+
+
+def test_recursion_without_base_case_is_unsatisfiable():
+    with pytest.raises(UnsatisfiableSchemaError):
+        json_schema_to_grammar({"type": "object", "properties": {"next": {"$ref": "#"}}, "required": ["next"]})
+
+
+def test_ref_errors():
+    with pytest.raises(UnsupportedSchemaError, match="reference cycle"):
+        json_schema_to_grammar({"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"anyOf": [{"$ref": "#/$defs/a"}]}},
+                                "$ref": "#/$defs/a"})
+    with pytest.raises(UnsupportedSchemaError, match="remote") as ei:
+        json_schema_to_grammar({"properties": {"x": {"$ref": "http://example.com/other.json"}}})
+    assert ei.value.pointer == "#/properties/x/$ref"
+    with pytest.raises(InvalidSchemaError):
+        json_schema_to_grammar({"$ref": "#/$defs/missing"})
+    with pytest.raises(UnsupportedSchemaError, match="dynamicRef"):
+        json_schema_to_grammar({"$dynamicRef": "#meta"})
+
+
+# --------------------------------------------------------------------------- any value
+
+
+def test_any_value_depth():
+    assert accepts_text({}, "[[[1]]]", max_any_depth=3)
+    assert not accepts_text({}, "[[[[1]]]]", max_any_depth=3)
+    assert accepts_text({}, "[" * 50 + "]" * 50, max_any_depth=None)
+    assert accepts_text({}, '{"a": {"b": "c"}, "a": 1}')  # a free-form value may repeat keys
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_invalid_schema_errors_have_pointers():
+    with pytest.raises(InvalidSchemaError) as ei:
+        json_schema_to_grammar({"properties": {"a": {"type": "strin"}}})
+    assert "#/properties/a/type" in str(ei.value)
+    with pytest.raises(InvalidSchemaError):
+        json_schema_to_grammar({"minLength": -1})
+
+
+def test_unsupported_messages_name_keyword_and_pointer():
+    with pytest.raises(UnsupportedSchemaError) as ei:
+        json_schema_to_grammar({"properties": {"tags": {"type": "array", "uniqueItems": True}}})
+    assert ei.value.keyword == "uniqueItems"
+    assert ei.value.pointer == "#/properties/tags/uniqueItems"
+    assert "uniqueItems" in str(ei.value) and "#/properties/tags/uniqueItems" in str(ei.value)
+    g = json_schema_to_grammar({"properties": {"tags": {"type": "array", "uniqueItems": True}}}, lenient=True)
+    assert g.notes and "uniqueItems" in g.notes[0] and "#/properties/tags" in g.notes[0]
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "integer", "minimum": 5, "maximum": 4},
+    {"type": "string", "minLength": 3, "maxLength": 2},
+    {"allOf": [{"type": "string"}, {"type": "integer"}]},
+    {"type": "object", "properties": {"a": False}, "required": ["a"]},
+    {"enum": [1, 2], "type": "string"},
+    {"type": "string", "pattern": "^a$", "minLength": 2},
+])
+def test_unsatisfiable(schema):
+    with pytest.raises(UnsatisfiableSchemaError):
+        json_schema_to_grammar(schema)
+
+
+def test_annotations_and_unknown_keywords_are_ignored():
+    s = {"type": "string", "title": "T", "description": "d", "default": "x", "examples": ["y"], "$comment": "c",
+         "readOnly": True, "deprecated": True, "x-vendor": {"anything": 1}, "contentMediaType": "text/plain"}
+    check(s, ["z"], [1])
+
+
+def test_grammar_is_trim():
+    """No rule has an empty language and every rule is reachable."""
+    g = json_schema_to_grammar({"anyOf": [{"type": "object", "properties": {"a": {"$ref": "#"}}, "required": ["a"]},
+                                          {"type": "integer"}]})
+    d = LazyDFA(g)
+    assert not d._unproductive
+    s = d.walk(d.start, b"5")
+    assert d.is_accepting(s)
+
+
+# --------------------------------------------------------------------------- character-level algebra
+
+
+def test_charlang_product_and_complement():
+    names = ir.alt(charlang.text("ab"), charlang.text("abc"))
+    dfa = charlang.combine([charlang.length(0, 3), names], ("and", ("var", 0), ("not", ("var", 1))))
+    e = (charlang.DFA_LEAF, dfa, 0)
+    for s, ok in [("", True), ("a", True), ("ab", False), ("abc", False), ("abd", True), ("abcd", False)]:
+        assert charlang.matches(e, s) == ok
+    assert charlang.dfa_length_bounds(dfa) == (0, 3)
+
+
+def test_json_char_spellings():
+    e = json_text.json_char(((0x41, 0x41), (0xE9, 0xE9), (0x1F600, 0x1F600)))
+    for s in ["A", "\\u0041", "é", "\\u00E9", "😀", "\\ud83d\\ude00"]:
+        assert oracle_matches(e, s.encode()), s
+    for s in ["a", "\\ud83d", "\\u0042", '"']:
+        assert not oracle_matches(e, s.encode()), s
