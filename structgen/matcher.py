@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from structgen.automaton.lazy_dfa import DEAD, LazyDFA
+from structgen.errors import GrammarError
 from structgen.grammar.ir import Grammar
 from structgen.index.token_index import TokenIndex, TokenSpeller
 
@@ -21,6 +22,11 @@ class CompiledGrammar:
         self.grammar = grammar
         self.vocab = vocab
         self.dfa = LazyDFA(grammar, max_states=max_states)
+        if self.dfa.start == DEAD:
+            raise GrammarError(
+                "the grammar matches no output at all (its language is empty); "
+                "check for contradictory constraints or a pattern that can never match"
+            )
         self.index = TokenIndex(self.dfa, vocab)
         self._eos = frozenset(vocab.eos_ids)
         self._blocked = frozenset(vocab.special_ids) - self._eos

@@ -221,6 +221,8 @@ class TokenIndex:
           a newline, which would cost one trie level per byte, and needs no
           full transition row of ``t``.
         """
+        if state == DEAD:
+            return np.zeros(len(self.arrays.ids), dtype=bool)
         by_breakers = self._settle_by_breakers(state)
         if by_breakers is not None:
             return by_breakers
