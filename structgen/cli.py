@@ -279,12 +279,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from structgen.integrations import generate as gen
 
     t = progress.start(f"loading model {args.model or 'SmolLM2-135M-Instruct'}")
-    if args.model is None:
-        model, tokenizer = gen.default_model()
-    else:
-        from structgen.integrations.model import load_model
-
-        model, tokenizer = load_model(args.model)
+    model, tokenizer = gen.default_model(args.model)
     progress.done(t, "model loaded")
 
     from structgen.integrations.specs import prepare

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ import torch
 from structgen.errors import StructgenError, TruncatedOutputError
 from structgen.integrations.specs import OutputValidationError, Prepared, prepare
 from structgen.integrations.transformers import apply_blocked, blocked_mask
-from structgen.matcher import Matcher
+from structgen.matcher import Matcher  # or a PairedMatcher: same interface
 
 __all__ = ["generate", "GenerationResult", "GenerationStats", "default_model"]
 
@@ -75,12 +76,17 @@ class GenerationResult:
 # ---------------------------------------------------------------- model
 
 
-@functools.lru_cache(maxsize=1)
-def default_model():
-    """The default ``(model, tokenizer)``, loaded once per process."""
+def default_model(name_or_path: str | None = None):
+    """``(model, tokenizer)`` for ``name_or_path`` (default: the packaged
+    SmolLM2-135M-Instruct), loaded once per process and kept."""
+    return _loaded(None if name_or_path is None else os.fspath(name_or_path))
+
+
+@functools.lru_cache(maxsize=2)
+def _loaded(name_or_path: str | None):
     from structgen.integrations.model import load_model
 
-    return load_model()
+    return load_model(name_or_path)
 
 
 def _model_and_tokenizer(model: Any, tokenizer: Any):
@@ -88,10 +94,8 @@ def _model_and_tokenizer(model: Any, tokenizer: Any):
         if tokenizer is not None:
             raise TypeError("tokenizer= was given without model=; pass both, or neither for the default model")
         return default_model()
-    if isinstance(model, str):
-        from structgen.integrations.model import load_model
-
-        loaded, loaded_tok = load_model(model)
+    if isinstance(model, (str, os.PathLike)):
+        loaded, loaded_tok = default_model(os.fspath(model))
         return loaded, tokenizer if tokenizer is not None else loaded_tok
     if tokenizer is None:
         from structgen.integrations.model import load_tokenizer
@@ -234,7 +238,7 @@ def decode(
         finished_packed = np.zeros((vocab_size + 7) // 8, dtype=np.uint8)
     else:
         eos = frozenset(eos_ids)
-    rows = [_Row(i, grammar.matcher() if grammar is not None else None) for i in range(len(prompts))]
+    rows = [_Row(i, prepared.matcher() if prepared is not None else None) for i in range(len(prompts))]
     stats.prompt_tokens = sum(len(p) for p in prompts)
 
     t = time.perf_counter()
@@ -424,6 +428,7 @@ def generate(
     jump_forward: bool = True,
     whitespace: str | int = "compact",
     lenient: bool = False,
+    canonical: bool = True,
     return_details: bool = False,
 ) -> Any:
     """Generate output that matches ``spec`` and return it, validated.
@@ -447,7 +452,10 @@ def generate(
     ``jump_forward``: append the tokens the grammar forces without sampling
     them (fewer forward passes; tokens may be split differently from how the
     model would split them). ``whitespace``/``lenient``: JSON options (see
-    :func:`structgen.compile_json_schema`).
+    :func:`structgen.compile_json_schema`); ``canonical``: spell JSON the way
+    ``json.dumps`` does (property names and strings without needless escapes,
+    numbers without endless zeros), which keeps small models on track and
+    lets jump-forward force property names (the schema is enforced either way).
 
     Raises :class:`~structgen.errors.TruncatedOutputError` (with
     ``.partial_text``) when ``max_new_tokens`` cuts an output short; in a batch
@@ -464,7 +472,8 @@ def generate(
     if not prompts:
         return []
     model, tokenizer = _model_and_tokenizer(model, tokenizer)
-    prepared = prepare(spec, tokenizer, eos_ids=_model_eos_ids(model), whitespace=whitespace, lenient=lenient)
+    prepared = prepare(spec, tokenizer, eos_ids=_model_eos_ids(model), whitespace=whitespace, lenient=lenient,
+                       canonical=canonical)
     ids = [_prompt_ids(p, tokenizer, chat_template, system_prompt) for p in prompts]
     pad = getattr(tokenizer, "pad_token_id", None)
     if pad is None:

@@ -62,7 +62,9 @@ class LogitsProcessor(_HFLogitsProcessor):
     model's ``generation_config.eos_token_id`` if it differs from the
     tokenizer's); ``pad_token_id``: the id ``generate`` pads finished rows with
     (default: the tokenizer's). ``whitespace``/``lenient``: JSON options, see
-    :func:`structgen.compile_json_schema`.
+    :func:`structgen.compile_json_schema`; ``canonical``: JSON is spelled as
+    ``json.dumps`` spells it (no ``\\u0061`` escapes, no ``12.000``), see
+    :class:`structgen.integrations.specs.PairedMatcher`.
 
     After a generation, :meth:`finish` turns a row's text into the validated
     value (Pydantic instance, dict, str).
@@ -77,11 +79,12 @@ class LogitsProcessor(_HFLogitsProcessor):
         pad_token_id: int | None = None,
         whitespace: str | int = "compact",
         lenient: bool = False,
+        canonical: bool = True,
     ) -> None:
         if tokenizer is None and not isinstance(spec, (CompiledGrammar, Prepared)):
             raise TypeError("LogitsProcessor needs the tokenizer (LogitsProcessor(spec, tokenizer))")
         self.prepared: Prepared = prepare(
-            spec, tokenizer, eos_ids=eos_token_id, whitespace=whitespace, lenient=lenient
+            spec, tokenizer, eos_ids=eos_token_id, whitespace=whitespace, lenient=lenient, canonical=canonical
         )
         self.grammar: CompiledGrammar = self.prepared.grammar
         vocab = self.grammar.vocab
@@ -164,7 +167,7 @@ class LogitsProcessor(_HFLogitsProcessor):
 
     def _start(self, ids: torch.Tensor) -> None:
         self._prompt = ids.clone()
-        self._rows = [self.grammar.matcher() for _ in range(ids.shape[0])]
+        self._rows = [self.prepared.matcher() for _ in range(ids.shape[0])]
 
     # ------------------------------------------------------------------ mask
     def _apply_mask(self, scores: torch.Tensor) -> torch.Tensor:
