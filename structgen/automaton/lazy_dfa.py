@@ -64,6 +64,8 @@ class LazyDFA:
         self._byte_class, self.num_classes = _byte_classes(grammar)
         self._class_bytes = [np.flatnonzero(self._byte_class == c) for c in range(self.num_classes)]
         self._byte_class_list = self._byte_class.tolist()
+        self._class_first_byte = np.array([b[0] for b in self._class_bytes], dtype=np.int64)
+        self._class_sizes = np.array([len(b) for b in self._class_bytes], dtype=np.int64)
         self._class_masks: dict[tuple, int] = {}
 
         # Node store: parallel lists indexed by node id.
@@ -74,6 +76,7 @@ class LazyDFA:
         self._rule_body: list[int] = [0] * len(self._rule_index)
         self._rule_nullable = [False] * len(self._rule_index)
         self._deriv_memo: dict[int, int] = {}
+        self._first_of: list[int | None] = []
         self._clamp_memo: dict[int, dict[int, int]] = {}
 
         self._mk((_NOTHING,), False)  # node 0
@@ -247,21 +250,56 @@ class LazyDFA:
         return out
 
     # ------------------------------------------------------------ derivatives
+    def _first(self, n: int) -> int:
+        """Bit mask of the byte classes that can start a string of ``n``: the
+        derivative by any other class is ``NOTHING`` without computing it.
+        Follows rule references; only leading positions are visited, which
+        cannot cycle because left recursion is rejected."""
+        f = self._first_of[n] if n < len(self._first_of) else None
+        if f is not None:
+            return f
+        k = self._kind[n]
+        if k == _BYTES:
+            f = self._args[n][0]
+        elif k == _SEQ:
+            head, tail = self._args[n]
+            f = self._first(head)
+            if self._nullable[head]:
+                f |= self._first(tail)
+        elif k == _ALT:
+            f = 0
+            for x in self._args[n][0]:
+                f |= self._first(x)
+        elif k == _REP:
+            f = self._first(self._args[n][0])
+        elif k == _REF:
+            f = self._first(self._rule_body[self._args[n][0]])
+        else:
+            f = 0
+        if n >= len(self._first_of):
+            self._first_of.extend([None] * (len(self._kind) - len(self._first_of)))
+        self._first_of[n] = f
+        return f
+
     def _deriv(self, n: int, c: int) -> int:
         key = n * self.num_classes + c
         r = self._deriv_memo.get(key)
         if r is not None:
             return r
+        if not (self._first(n) >> c) & 1:
+            return 0
         k = self._kind[n]
         if k == _BYTES:
-            r = 1 if (self._args[n][0] >> c) & 1 else 0
+            r = 1
         elif k == _SEQ:
             head, tail = self._args[n]
             r = self._seq(self._deriv(head, c), tail)
             if self._nullable[head]:
                 r = self._alt((r, self._deriv(tail, c)))
         elif k == _ALT:
-            r = self._alt([self._deriv(x, c) for x in self._args[n][0]])
+            bit = 1 << c
+            first = self._first
+            r = self._alt([self._deriv(x, c) for x in self._args[n][0] if first(x) & bit])
         elif k == _REP:
             e, lo, hi = self._args[n]
             r = self._seq(self._deriv(e, c), self._rep(e, max(lo - 1, 0), None if hi is None else hi - 1))
@@ -340,31 +378,37 @@ class LazyDFA:
             nxt = self.fill(state, byte)
         return int(nxt)
 
+    def _derive(self, state: int, c: int) -> int:
+        """The state reached from ``state`` on class ``c`` (table not written)."""
+        try:
+            node = self._deriv(self._node_of_state[state], c)
+        except RecursionError:
+            raise GrammarTooLargeError(
+                "the expression nesting got too deep to derive; the document nests too deeply "
+                "for this grammar (lower the nesting bound)"
+            ) from None
+        return self._state_for(node)
+
     def fill(self, state: int, byte: int) -> int:
         """Compute the transition of ``state`` on ``byte``'s whole class."""
         with self._lock:
-            c = int(self._byte_class[byte])
-            try:
-                node = self._deriv(self._node_of_state[state], c)
-            except RecursionError:
-                raise GrammarTooLargeError(
-                    "the expression nesting got too deep to derive; the document nests too deeply "
-                    "for this grammar (lower the nesting bound)"
-                ) from None
-            nxt = self._state_for(node)
+            c = self._byte_class_list[byte]
+            nxt = self._derive(state, c)
             self.table[state, self._class_bytes[c]] = nxt
             return nxt
 
     def complete_row(self, state: int) -> np.ndarray:
         """The full transition row of ``state`` (every byte class computed)."""
         if state not in self._complete_rows:
-            row = self.table[state]
-            for c in range(self.num_classes):
-                b = self._class_bytes[c][0]
-                if row[b] == UNKNOWN:
-                    self.fill(state, int(b))
-                    row = self.table[state]
-            self._complete_rows.add(state)
+            with self._lock:
+                row = self.table[state]
+                per_class = row[self._class_first_byte].tolist()
+                first = self._first(self._node_of_state[state])
+                for c, nxt in enumerate(per_class):
+                    if nxt == UNKNOWN:
+                        per_class[c] = self._derive(state, c) if (first >> c) & 1 else DEAD
+                self.table[state] = np.asarray(per_class, dtype=np.int32)[self._byte_class]
+                self._complete_rows.add(state)
         return self.table[state]
 
     def walk(self, state: int, data: bytes) -> int:
@@ -381,12 +425,20 @@ class LazyDFA:
         return state
 
     def fill_pairs(self, states: np.ndarray, byts: np.ndarray) -> None:
-        """Fill every unknown ``(state, byte)`` transition among the pairs."""
-        keys = np.unique(states.astype(np.int64) * 256 + byts)
-        for key in keys.tolist():
-            s, b = divmod(key, 256)
-            if self.table[s, b] == UNKNOWN:
-                self.fill(s, b)
+        """Fill every unknown ``(state, byte)`` transition among the pairs, one
+        derivative per distinct (state, byte class)."""
+        nc = self.num_classes
+        keys = np.unique(states.astype(np.int64) * nc + self._byte_class[byts])
+        with self._lock:
+            key_states, key_classes = np.divmod(keys, nc)
+            unknown = self.table[key_states, self._class_first_byte[key_classes]] == UNKNOWN
+            rows = key_states[unknown].tolist()
+            classes = key_classes[unknown].tolist()
+            targets = [self._derive(s, c) for s, c in zip(rows, classes)]
+            if rows:
+                sizes = self._class_sizes[classes]
+                cols = np.concatenate([self._class_bytes[c] for c in classes])
+                self.table[np.repeat(rows, sizes), cols] = np.repeat(targets, sizes)
 
     def forced_bytes(self, state: int, limit: int = 256) -> bytes:
         """The bytes every continuation of ``state`` must start with."""
