@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from typing import NamedTuple
 
 import numpy as np
 
@@ -36,6 +37,20 @@ _CONTINUATION = (0x80, 0xBF)
 _SMALL_SUBTREE = 64
 # Above this many breakers the inverted route costs more than the trie walk.
 _MAX_BREAKERS = 30_000
+# Distinct loop signatures whose breaker plans are kept per vocabulary.
+_MAX_PLANS = 256
+
+
+class BreakerPlan(NamedTuple):
+    """Precomputed breaker route for one loop signature: ``allowed`` marks the
+    token ids allowed whatever the state (tokens that never leave the loop);
+    breaker ``tokens`` must still be walked from flat byte ``start`` (their
+    first non-looping byte) up to ``end``."""
+
+    allowed: np.ndarray
+    tokens: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
 
 
 class TokenArrays:
@@ -47,7 +62,7 @@ class TokenArrays:
     nodes are numbered breadth-first, so the children of a node are contiguous
     ids and the tokens below a node are a contiguous range of positions. Each
     node also knows the set of bytes used anywhere below it, which lets a walk
-    accept a whole subtree at once (see :meth:`TokenIndex.allowed_positions`).
+    accept a whole subtree at once (see :meth:`TokenIndex.allowed_ids`).
     """
 
     def __init__(self, vocab) -> None:
@@ -78,6 +93,7 @@ class TokenArrays:
         byte_of, self.with_byte = np.nonzero(bits.T)
         self.with_byte_start = np.searchsorted(byte_of, np.arange(257))
         self.not_utf8 = np.flatnonzero(~self.whole_utf8)
+        self._plans: dict[tuple, BreakerPlan | None] = {}
         self._build_trie()
         del self._token_byte_sets
 
@@ -144,6 +160,46 @@ class TokenArrays:
         self.node_aligned = np.concatenate(aligned_parts)
         self.subtree_utf8 = no_bad & self.node_aligned
 
+    def breaker_plan(self, outside: np.ndarray, utf8_loops: bool, loop_bytes: np.ndarray) -> "BreakerPlan | None":
+        """What the breaker route needs for a loop signature (see
+        :meth:`TokenIndex.allowed_ids`): it depends only on which bytes
+        loop, so every state with the same signature (string contents followed
+        by different continuations) shares one plan. ``None`` when there are
+        too many breakers for the route to pay off."""
+        key = (outside.tobytes(), utf8_loops, loop_bytes.tobytes())
+        if key in self._plans:
+            return self._plans[key]
+        plan = self._make_plan(outside, utf8_loops, loop_bytes)
+        if len(self._plans) < _MAX_PLANS:
+            self._plans[key] = plan
+        return plan
+
+    def _make_plan(self, outside: np.ndarray, utf8_loops: bool, loop_bytes: np.ndarray) -> "BreakerPlan | None":
+        out_bytes = np.flatnonzero(np.unpackbits(outside.view(np.uint8), bitorder="little"))
+        counts = self.with_byte_start[out_bytes + 1] - self.with_byte_start[out_bytes]
+        if int(counts.sum()) + (len(self.not_utf8) if utf8_loops else 0) > _MAX_BREAKERS:
+            return None
+        breaker = np.zeros(len(self.ids), dtype=bool)
+        breaker[self.with_byte[_ranges(self.with_byte_start[out_bytes], self.with_byte_start[out_bytes + 1])]] = True
+        if utf8_loops:
+            breaker[self.not_utf8] = True
+        tokens = np.flatnonzero(breaker)
+        # First non-looping byte of each breaker, over their concatenated bytes;
+        # high bytes loop inside tokens of whole UTF-8 characters when utf8_loops.
+        lengths, starts = self.lengths[tokens], self.offsets[tokens]
+        where = _ranges(starts, starts + lengths)
+        byts = self.flat[where]
+        breaks = ~loop_bytes[byts]
+        if utf8_loops:
+            breaks &= ~((byts >= 0x80) & np.repeat(self.whole_utf8[tokens], lengths))
+        big = len(where)
+        first = np.minimum.reduceat(np.where(breaks, np.arange(big), big), np.cumsum(lengths) - lengths) if big else np.zeros(0, np.int64)
+        never_breaks = first == big
+        breaker[tokens[never_breaks]] = False
+        allowed = np.append(~breaker, False)[self.position_of_id]
+        walk = ~never_breaks
+        return BreakerPlan(allowed, tokens[walk], where[first[walk]], (starts + lengths)[walk])
+
     @classmethod
     def of(cls, vocab) -> "TokenArrays":
         arrays = _ARRAYS_CACHE.get(vocab)
@@ -203,9 +259,31 @@ class TokenIndex:
     def cached_states(self) -> int:
         return len(self._masks)
 
+    def allowed_ids(self, state: int) -> np.ndarray:
+        """Boolean array over token ids: which regular tokens are allowed in
+        ``state`` (EOS not included). Two routes:
+
+        - *breakers*, for states that loop on almost every byte (string
+          contents): every token is allowed except those containing a byte that
+          does not loop, and those are walked from their first such byte (see
+          :meth:`TokenArrays.breaker_plan`);
+        - the *trie walk* (:meth:`allowed_positions`) otherwise.
+        """
+        a = self.arrays
+        if state == DEAD:
+            return np.zeros(a.size, dtype=bool)
+        outside, utf8_loops, loop_bytes = self._loop_bytes(state)
+        plan = a.breaker_plan(outside, utf8_loops, loop_bytes)
+        if plan is not None:
+            allowed = plan.allowed.copy()
+            alive = self._walk_rest(np.full(len(plan.tokens), state, dtype=np.int64), plan.start, plan.end)
+            allowed[a.ids[plan.tokens[alive]]] = True
+            return allowed
+        return np.append(self.allowed_positions(state), False)[a.position_of_id]
+
     def allowed_positions(self, state: int) -> np.ndarray:
         """Boolean array over :class:`TokenArrays` positions: which regular
-        tokens are allowed in ``state``.
+        tokens are allowed in ``state``, by walking the trie.
 
         Walks the token trie breadth-first, all nodes of a level in one array
         step; a dead prefix prunes everything below it. Nodes whose state ``t``
@@ -221,11 +299,6 @@ class TokenIndex:
           a newline, which would cost one trie level per byte, and needs no
           full transition row of ``t``.
         """
-        if state == DEAD:
-            return np.zeros(len(self.arrays.ids), dtype=bool)
-        by_breakers = self._settle_by_breakers(state)
-        if by_breakers is not None:
-            return by_breakers
         a = self.arrays
         dfa = self.dfa
         allowed = _RangeMarks(len(a.ids))
@@ -254,30 +327,6 @@ class TokenIndex:
             nodes = children
             depth += 1
         return allowed.result()
-
-    def _settle_by_breakers(self, state: int) -> np.ndarray | None:
-        """The inverted route, for states that loop on almost every byte (string
-        contents): every token is allowed except the *breakers*, the tokens that
-        contain a byte that does not loop; each breaker is walked from its first
-        such byte. Found through the inverted byte index, so the cost follows
-        the number of breakers, not the vocabulary. ``None`` when there would be
-        too many breakers (then the trie walk is cheaper)."""
-        a = self.arrays
-        outside, utf8_loops, loop_bytes = self._loop_bytes(state)
-        out_bytes = np.flatnonzero(np.unpackbits(outside.view(np.uint8), bitorder="little"))
-        counts = a.with_byte_start[out_bytes + 1] - a.with_byte_start[out_bytes]
-        if int(counts.sum()) + (len(a.not_utf8) if utf8_loops else 0) > _MAX_BREAKERS:
-            return None
-        breaker = np.zeros(len(a.ids), dtype=bool)
-        breaker[a.with_byte[_ranges(a.with_byte_start[out_bytes], a.with_byte_start[out_bytes + 1])]] = True
-        if utf8_loops:
-            breaker[a.not_utf8] = True
-        tokens = np.flatnonzero(breaker)
-        allowed = ~breaker
-        if len(tokens):
-            utf8_ok = a.whole_utf8[tokens] if utf8_loops else None
-            allowed[tokens[self._breakers_alive(state, tokens, loop_bytes, utf8_ok)]] = True
-        return allowed
 
     def _settle_looping(self, nodes, cur, looping, depth: int, allowed: "_RangeMarks") -> np.ndarray:
         """Settle what the looping shortcuts can (see :meth:`allowed_positions`);
@@ -326,28 +375,6 @@ class TokenIndex:
             idx, cur, pos, end = idx[go], cur[go], pos[go], end[go]
         return ok
 
-    def _breakers_alive(self, t: int, tokens: np.ndarray, loop_bytes: np.ndarray, utf8_ok) -> np.ndarray:
-        """Which of these tokens stay alive when read from ``t``? ``utf8_ok``
-        marks tokens made of whole UTF-8 characters, which loop on ``t`` as a
-        whole (None when that rule does not apply)."""
-        a = self.arrays
-        rest = a.lengths[tokens]
-        starts = a.offsets[tokens]
-        # First non-looping byte of each token, over the concatenated tokens.
-        span_start = np.cumsum(rest) - rest
-        where = _ranges(starts, starts + rest)
-        byts = a.flat[where]
-        breaks = ~loop_bytes[byts]
-        if utf8_ok is not None:
-            breaks &= ~((byts >= 0x80) & np.repeat(utf8_ok, rest))
-        big = len(where)
-        first = np.minimum.reduceat(np.where(breaks, np.arange(big), big), span_start)
-        ok = first == big
-        # The others stay in ``t`` up to their first non-looping byte; walk on from there.
-        broken = np.flatnonzero(~ok)
-        ok[broken] = self._walk_rest(np.full(len(broken), t, dtype=np.int64), where[first[broken]], (starts + rest)[broken])
-        return ok
-
     def _loop_bytes(self, state: int) -> tuple[np.ndarray, bool, np.ndarray]:
         """What loops on ``state``: the bytes that do NOT loop, as 4 words
         (high bytes counted as looping when every well-formed multi-byte UTF-8
@@ -384,8 +411,7 @@ class TokenIndex:
         return True
 
     def _compute(self, state: int) -> np.ndarray:
-        by_position = np.append(self.allowed_positions(state), False)
-        allowed = by_position[self.arrays.position_of_id]
+        allowed = self.allowed_ids(state)
         if self.dfa.is_accepting(state):
             allowed[self.arrays.eos_ids] = True
         return np.packbits(allowed, bitorder="little")
