@@ -664,8 +664,9 @@ def test_charlang_product_and_complement():
 
 
 def test_json_char_spellings():
-    e = json_text.json_char(((0x41, 0x41), (0xE9, 0xE9), (0x1F600, 0x1F600)))
-    for s in ["A", "\\u0041", "é", "\\u00E9", "😀", "\\ud83d\\ude00"]:
+    e = json_text.json_char(((0x41, 0x41), (0x22, 0x22), (0x0A, 0x0A), (0xE9, 0xE9), (0x1F600, 0x1F600)))
+    for s in ["A", '\\"', "\\n", "\\u000a", "é", "\\u00E9", "😀", "\\ud83d\\ude00"]:
         assert oracle_matches(e, s.encode()), s
-    for s in ["a", "\\ud83d", "\\u0042", '"']:
+    # printable ASCII has one spelling (as every JSON encoder writes it)
+    for s in ["a", "\\ud83d", "\\u0041", "\\u0022", '"', "\n"]:
         assert not oracle_matches(e, s.encode()), s

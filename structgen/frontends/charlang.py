@@ -658,6 +658,7 @@ def encode(e: Expr, enc: Callable[[Ranges], Expr], memo: dict | None = None, sin
 
 
 _INLINE_LIMIT = 40  # a shared state whose expression is bigger than this becomes a rule
+_HOIST_LIMIT = 400  # any state whose expression is bigger than this becomes a rule
 
 
 def dfa_to_ir(dfa: DFA, enc: Callable[[Ranges], Expr], sink: "RuleSink | None" = None, start: int = 0) -> Expr:
@@ -703,6 +704,7 @@ class _DfaIR:
         self.memo: dict[int, Expr] = {}
         self.size: dict[int, int] = {}
         self.enc_memo: dict[Ranges, Expr] = {}
+        self.enc_size: dict[Ranges, int] = {}
         # successors first: every target is ready when a state is built
         for comp in self.sccs:
             for s in comp:
@@ -711,7 +713,12 @@ class _DfaIR:
             for s in comp:
                 if s not in self.cyclic:
                     self._build(s)
-                    if self.indeg[s] > 1 and self.size[s] > _INLINE_LIMIT:
+                    size = self.size[s]
+                    if sink is not None and (
+                        (self.indeg[s] > 1 and size > _INLINE_LIMIT) or size > _HOIST_LIMIT
+                    ):
+                        # a shared or big expression becomes a rule: nested
+                        # expressions stay small (hashing them is not quadratic)
                         self._name(s)
                         self.sink.define(self.names[s], self.memo[s])
         for s in self.cyclic:
@@ -727,6 +734,7 @@ class _DfaIR:
         x = self.enc_memo.get(r)
         if x is None:
             x = self.enc_memo[r] = self.enc(r)
+            self.enc_size[r] = _tree_size(x, 1000)
         return x
 
     def _target(self, t: int) -> tuple[Expr, int]:
@@ -741,10 +749,11 @@ class _DfaIR:
         for r, t in self.dfa.trans[s]:
             if t == s and s not in self.cyclic:
                 loops.append(self._e(r))
+                size += self.enc_size[r]
             else:
                 x, n = self._target(t)
                 exits.append(ir.seq(self._e(r), x))
-                size += n + 2
+                size += n + self.enc_size[r] + 1
         if self.dfa.accept[s]:
             exits.append(ir.EPS)
         rest = ir.alt(*exits)
@@ -755,6 +764,21 @@ class _DfaIR:
         if start in self.names:
             return ir.ref(self.names[start])
         return self.memo[start]
+
+
+def _tree_size(e: Expr, limit: int) -> int:
+    """Node count of the expression tree, counting at most ``limit``."""
+    count = 0
+    stack = [e]
+    while stack and count < limit:
+        x = stack.pop()
+        count += 1
+        k = x[0]
+        if k in ("seq", "alt"):
+            stack.extend(x[1])
+        elif k == "rep":
+            stack.append(x[1])
+    return count
 
 
 class RuleSink:

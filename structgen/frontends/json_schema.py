@@ -313,6 +313,7 @@ class _Compiler:
         self.reasons = Reasons()
         self.rules: dict[str, ir.Expr] = {}
         self.sink = charlang.RuleSink(self.rules, prefix="r")
+        self.jenc = json_text.JsonCharEncoder(self.sink)
         self.norm_memo: dict = {}
         self.norm_stack: set = set()
         self.values: dict = {}
@@ -342,12 +343,12 @@ class _Compiler:
         NOTHING) and unreachable rules; fail if nothing is left."""
         rules = self.rules
         good: set[str] = set()
+        known: set[int] = set()  # ids of sub-expressions found productive (stays true)
         changed = True
         while changed:
             changed = False
-            memo: dict[int, bool] = {}
-            for name, body in rules.items():
-                if name not in good and _productive(body, good, memo):
+            for name, body in reversed(rules.items()):
+                if name not in good and _productive(body, good, known, {}):
                     good.add(name)
                     changed = True
         if "start" not in good:
@@ -375,6 +376,15 @@ class _Compiler:
         for name in list(rules):
             if name not in seen:
                 del rules[name]
+
+    def hoist(self, e: ir.Expr, limit: int = 40) -> ir.Expr:
+        """A reference to a new rule for a big expression (the expression itself
+        if small): keeps every expression we build, hash and compare small."""
+        if e == NOTHING or _small(e, limit):
+            return e
+        name = self.sink.reserve()
+        self.sink.define(name, e)
+        return ref(name)
 
     # ------------------------------------------------------------------ errors
     def unsupported(self, keyword: str, ptr: str, detail: str = "") -> None:
@@ -1080,7 +1090,7 @@ class _Compiler:
         return json_numbers.lower(json_numbers.NUMBER)
 
     def _plain_string(self) -> ir.Expr:
-        return json_text.string_of(ANY_STRING, self.encode_memo)
+        return seq(json_text.QUOTE, charlang.encode(ANY_STRING, self.jenc, self.encode_memo, self.sink), json_text.QUOTE)
 
     def compile_branch(self, b: Branch) -> ir.Expr:
         b = trim_types(b)
@@ -1152,7 +1162,7 @@ class _Compiler:
         out = json_numbers.lower(e, self.sink)
         if out == NOTHING:
             self.reasons.add(b.ptr, "no number within the bounds")
-        return out
+        return self.hoist(out)
 
     # ------------------------------------------------------------------ strings
     def string_formula(self, b: Branch, comps: list):
@@ -1189,8 +1199,8 @@ class _Compiler:
         if content == NOTHING:
             self.reasons.add(b.ptr, "no string satisfies the string constraints")
             return NOTHING
-        return seq(json_text.QUOTE, charlang.encode(content, json_text.json_char, self.encode_memo, self.sink),
-                   json_text.QUOTE)
+        return self.hoist(seq(json_text.QUOTE, charlang.encode(content, self.jenc, self.encode_memo,
+                                                               self.sink), json_text.QUOTE))
 
     def string_content(self, comps: list, f, b: Branch | None) -> ir.Expr:
         """A character-level expression for ``f`` over ``comps``."""
@@ -1401,7 +1411,7 @@ class _Compiler:
                     self.reasons.add(b.ptr, f"required property {n!r} cannot have any value")
                     return NOTHING
                 continue
-            members.append((seq(json_text.string_literal(n), self.colon, v), n in required))
+            members.append((self.hoist(seq(json_text.string_literal(n), self.colon, v)), n in required))
         extra = self.extra_member(b, parts, names)
         return self.object_layout(b, members, extra)
 
@@ -1438,10 +1448,10 @@ class _Compiler:
             key = alt(*keys)
             if key == NOTHING:
                 continue
-            key_ir = seq(json_text.QUOTE, charlang.encode(key, json_text.json_char, self.encode_memo, self.sink),
+            key_ir = seq(json_text.QUOTE, charlang.encode(key, self.jenc, self.encode_memo, self.sink),
                          json_text.QUOTE)
-            members.append(seq(key_ir, self.colon, v))
-        return alt(*members)
+            members.append(self.hoist(seq(key_ir, self.colon, v)))
+        return self.hoist(alt(*members))
 
     def object_layout(self, b: Branch, members: list, extra: ir.Expr) -> ir.Expr:
         n = len(members)
@@ -1470,7 +1480,7 @@ class _Compiler:
         cap_c = max_props if track_max else 1
         e_memo: dict = {}
         d_memo: dict = {}
-        rules_for_d = n > 16
+        rules_for_d = n > 4
 
         def nxt_c(c: int) -> int | None:
             if track_max:
@@ -1606,9 +1616,14 @@ def _not_in(names: list) -> ir.Expr:
     return go(trie)
 
 
-def _productive(e: ir.Expr, good: set, memo: dict) -> bool:
-    """Can e derive some string, given the rules in ``good`` are productive?"""
-    r = memo.get(id(e))
+def _productive(e: ir.Expr, good: set, known: set, memo: dict) -> bool:
+    """Can e derive some string, given the rules in ``good`` are productive?
+    ``known`` holds ids of nodes already found productive (monotone);
+    ``memo`` caches this pass's results."""
+    i = id(e)
+    if i in known:
+        return True
+    r = memo.get(i)
     if r is not None:
         return r
     k = e[0]
@@ -1617,16 +1632,19 @@ def _productive(e: ir.Expr, good: set, memo: dict) -> bool:
     elif k == "nothing":
         r = False
     elif k == "seq":
-        r = all(_productive(x, good, memo) for x in e[1])
+        r = all(_productive(x, good, known, memo) for x in e[1])
     elif k == "alt":
-        r = any(_productive(x, good, memo) for x in e[1])
+        r = any(_productive(x, good, known, memo) for x in e[1])
     elif k == "rep":
-        r = e[2] == 0 or _productive(e[1], good, memo)
+        r = e[2] == 0 or _productive(e[1], good, known, memo)
     elif k == "ref":
         r = e[1] in good
     else:
         raise ValueError(k)
-    memo[id(e)] = r
+    if r:
+        known.add(i)
+    else:
+        memo[i] = False
     return r
 
 

@@ -1,14 +1,22 @@
 """JSON text pieces as grammar IR: string characters with every escape form,
 string literals, whitespace, numbers' digits, and literal JSON values.
 
-A character inside a JSON string can be spelled raw (any scalar value except
-``"``, ``\\`` and controls below U+0020), as a short escape (``\\" \\\\ \\/ \\b
-\\f \\n \\r \\t``), as ``\\uXXXX`` (hex digits in either case) for a BMP
-non-surrogate, or as a ``\\uD8xx\\uDCxx`` surrogate pair for a supplementary
-character. :func:`json_char` accepts exactly those spellings of the code
-points it is given, so constraints written over decoded characters (patterns,
-lengths, formats, property names) apply to what a JSON parser decodes, whatever
-escapes the text uses. Lone surrogate escapes are never produced.
+A character inside a JSON string is spelled as JSON encoders write it
+(``json.dumps`` with or without ``ensure_ascii``, ``JSON.stringify``, serde):
+
+- printable ASCII (U+0020..U+007E) raw, except ``"`` and ``\\`` which are
+  written ``\\"`` and ``\\\\``; ``/`` may also be written ``\\/``;
+- control characters as their short escape (``\\b \\f \\n \\r \\t``) or
+  ``\\u00XX``;
+- everything else raw (UTF-8) or as ``\\uXXXX`` (hex digits in either case), a
+  supplementary character as a ``\\uD8xx\\uDCxx`` surrogate pair.
+
+This is a subset of what JSON allows (``\\u0041`` for ``A`` is refused), which
+keeps string automata small (a set of ASCII characters has one spelling each)
+and loses nothing that real encoders produce. :func:`json_char` accepts
+exactly those spellings of the code points it is given, so constraints written
+over decoded characters (patterns, lengths, formats, property names) apply to
+what a JSON parser decodes. Lone surrogate escapes are never produced.
 """
 
 from __future__ import annotations
@@ -81,8 +89,8 @@ def json_char(ranges: Ranges) -> ir.Expr:
     for cp, letter in _SHORT_ESCAPES.items():
         if charlang.intersect_ranges(ranges, ((cp, cp),)):
             opts.append(ir.literal("\\" + letter))
-    for lo, hi in charlang.intersect_ranges(ranges, ((0, 0xFFFF),)):
-        # BMP: \uXXXX, never a surrogate code unit on its own
+    for lo, hi in charlang.intersect_ranges(ranges, ((0, 0x1F), (0x7F, 0xFFFF))):
+        # BMP beyond printable ASCII: \uXXXX, never a surrogate code unit alone
         for a, b in ((lo, min(hi, 0xD7FF)), (max(lo, 0xE000), hi)):
             if a <= b:
                 opts.append(_u_escape(a, b))
@@ -103,6 +111,39 @@ def _surrogate_pairs(lo: int, hi: int) -> ir.Expr:
         parts.append(ir.seq(_u_escape(H + hl + 1, H + hh - 1), _u_escape(L, L + 0x3FF)))
     parts.append(ir.seq(_u_escape(H + hh, H + hh), _u_escape(L, L + lh)))
     return ir.alt(*parts)
+
+
+_PRINTABLE: Ranges = ((0x20, 0x7E),)
+
+
+class JsonCharEncoder:
+    """:func:`json_char` for grammars with many character sets: the spellings of
+    printable ASCII (a few bytes) stay inline, the rest (controls, non-ASCII:
+    escape alternatives of a few hundred nodes) becomes one rule per distinct
+    set, usually the same one. Callable as an ``encode_chars`` hook."""
+
+    def __init__(self, sink: "charlang.RuleSink") -> None:
+        self.sink = sink
+        self.memo: dict[Ranges, ir.Expr] = {}
+        self.rest_rules: dict[Ranges, ir.Expr] = {}
+
+    def __call__(self, ranges) -> ir.Expr:
+        ranges = charlang.merge_ranges(ranges)
+        hit = self.memo.get(ranges)
+        if hit is not None:
+            return hit
+        ascii_part = charlang.intersect_ranges(ranges, _PRINTABLE)
+        rest = charlang.subtract_ranges(ranges, _PRINTABLE)
+        opts = [json_char(ascii_part)] if ascii_part else []
+        if rest:
+            r = self.rest_rules.get(rest)
+            if r is None:
+                name = self.sink.reserve()
+                self.sink.define(name, json_char(rest))
+                r = self.rest_rules[rest] = ir.ref(name)
+            opts.append(r)
+        e = self.memo[ranges] = ir.alt(*opts)
+        return e
 
 
 def json_char_of(c: str) -> ir.Expr:
