@@ -193,7 +193,26 @@ def _read_schema(value: str) -> Any:
         raise CliError(f"{where} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     if not isinstance(schema, (dict, bool)):
         raise CliError(f"{where} is not a JSON Schema: a schema is a JSON object (or true/false), not a {type(schema).__name__}")
+    if isinstance(schema, dict) and isinstance(schema.get("schema"), (dict, bool)) and "tests" in schema:
+        print(f"structgen: {where} is a MaskBench file; using its \"schema\"", file=sys.stderr)
+        schema = schema["schema"]
+    if isinstance(schema, dict) and schema and not (set(schema) & _SCHEMA_KEYWORDS):
+        print(
+            f"structgen: warning: {where} has no JSON Schema keyword at its top level ({', '.join(list(schema)[:5])}); "
+            "as a schema it accepts any JSON value",
+            file=sys.stderr,
+        )
     return schema
+
+
+_SCHEMA_KEYWORDS = {
+    "type", "properties", "items", "prefixItems", "$ref", "$dynamicRef", "anyOf", "oneOf", "allOf", "not", "enum",
+    "const", "if", "then", "else", "required", "additionalProperties", "patternProperties", "propertyNames",
+    "minProperties", "maxProperties", "dependentRequired", "dependentSchemas", "dependencies", "pattern", "format",
+    "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minItems",
+    "maxItems", "uniqueItems", "contains", "unevaluatedProperties", "unevaluatedItems", "$schema", "$defs",
+    "definitions", "$id", "id", "title", "description", "nullable", "additionalItems",
+}
 
 
 def _import_pydantic(target: str):
