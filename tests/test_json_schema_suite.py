@@ -99,8 +99,6 @@ KNOWN_INCOMPLETE = {
     ("allOf", "allOf"): "declared properties are accepted in declaration order only",
     ("allOf", "allOf with base schema"): "declared properties are accepted in declaration order only",
     ("const", "const with object"): "object consts keep the key order of the schema",
-    ("unevaluatedItems", "unevaluatedItems can see annotations from if without then and else"):
-        "annotations of an `if` that cannot be negated are not collected",
     ("unevaluatedProperties", "unevaluatedProperties can see annotations from if without then and else"):
         "annotations of an `if` that cannot be negated are not collected",
     ("vocabulary", "schema that uses custom metaschema with with no validation vocabulary"):

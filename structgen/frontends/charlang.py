@@ -545,6 +545,65 @@ def dfa_of(e: Expr, max_states: int = 4000) -> DFA:
     return combine([e], max_states=max_states)
 
 
+def minimize(dfa: DFA) -> DFA:
+    """The minimal DFA of the same language (Moore's partition refinement)."""
+    n = len(dfa.accept)
+    if n <= 1:
+        return dfa
+    cls = [1 if a else 0 for a in dfa.accept]
+    while True:
+        sigs: dict = {}
+        new = []
+        for s in range(n):
+            moves = []
+            for ranges, t in sorted(((r, t) for r, t in dfa.trans[s]), key=lambda x: x[0]):
+                for lo, hi in ranges:
+                    moves.append((lo, hi, cls[t]))
+            moves.sort()
+            merged: list = []
+            for lo, hi, c in moves:
+                if merged and merged[-1][2] == c and merged[-1][1] + 1 == lo:
+                    merged[-1] = (merged[-1][0], hi, c)
+                else:
+                    merged.append((lo, hi, c))
+            sig = (cls[s], tuple(merged))
+            new.append(sigs.setdefault(sig, len(sigs)))
+        if len(sigs) == len(set(cls)):
+            break
+        cls = new
+    k = len(set(cls))
+    if k == n:
+        return dfa
+    # renumber with the start state's class first
+    order = {cls[0]: 0}
+    for c in cls:
+        order.setdefault(c, len(order))
+    trans: list = [None] * k
+    accept = [False] * k
+    for s in range(n):
+        c = order[cls[s]]
+        if trans[c] is None:
+            by_target: dict = {}
+            for ranges, t in dfa.trans[s]:
+                by_target.setdefault(order[cls[t]], []).extend(ranges)
+            trans[c] = [(merge_ranges(r), t) for t, r in by_target.items()]
+            accept[c] = dfa.accept[s]
+    return DFA(trans, accept)
+
+
+def is_universal(dfa: DFA) -> bool:
+    """Does the DFA accept every string (of scalar values)?"""
+    if dfa.empty:
+        return False
+    for s, ts in enumerate(dfa.trans):
+        if not dfa.accept[s]:
+            return False
+        covered = merge_ranges(r for ranges, _ in ts for r in ranges)
+        if subtract_ranges(ANY_RANGES, covered):
+            return False
+    return True
+
+
 def dfa_length_bounds(dfa: DFA, start: int = 0) -> tuple[int, int | None] | None:
     """(shortest, longest) accepted length from ``start``; None if empty."""
     if dfa.empty:
