@@ -670,3 +670,38 @@ def test_json_char_spellings():
     # printable ASCII has one spelling (as every JSON encoder writes it)
     for s in ["a", "\\ud83d", "\\u0041", "\\u0022", '"', "\n"]:
         assert not oracle_matches(e, s.encode()), s
+
+
+def test_one_of_exclusive_under_context():
+    # object-only alternatives overlap on non-objects, but the parent says object
+    s = {"type": "object", "oneOf": [
+        {"properties": {"a": {"type": "integer"}, "t": {}}, "required": ["a", "t"], "additionalProperties": False},
+        {"properties": {"a": {"type": "integer"}}, "required": ["a"], "additionalProperties": False},
+    ]}
+    check(s, [{"a": 1}, {"a": 1, "t": 2}], [{}, {"a": "x"}, {"a": 1, "b": 2}])
+    assert_sound(s, seed=13)
+
+
+def test_negated_items():
+    s = {"type": "array", "not": {"items": {"type": "integer"}}}
+    check(s, [["a"], [1, "a"]], [[], [1, 2]])
+    s = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}, {}]}
+    check(s, [1, {"a": 1}, [1]], ["a", ["a"], []])
+    assert_sound(s, seed=14)
+
+
+def test_universal_and_redundant_string_constraints():
+    # a pattern that matches every string adds no automaton states
+    s = {"type": "string", "pattern": "([0-9a-z]+)?", "maxLength": 3000}
+    check(s, ["", "#" * 3000], ["x" * 3001])
+    g = json_schema_to_grammar(s)
+    assert len(g.rules) < 40
+
+
+def test_large_enum_compiles_fast():
+    import time
+    values = [f"value-{i}" for i in range(20000)] + list(range(5000))
+    t = time.perf_counter()
+    json_schema_to_grammar({"enum": values})
+    assert time.perf_counter() - t < 5
+    check({"enum": values}, ["value-19999", 4999], ["value-20000", 5000])

@@ -142,6 +142,25 @@ def json_equal(a, b) -> bool:
     return False
 
 
+def json_key(v):
+    """A hashable key with ``json_key(a) == json_key(b)`` iff ``json_equal(a, b)``."""
+    if isinstance(v, bool):
+        return ("b", v)
+    if isinstance(v, (int, float)):
+        if isinstance(v, float) and not math.isfinite(v):
+            return ("f", repr(v))
+        return ("n", Fraction(v))
+    if isinstance(v, str):
+        return ("s", v)
+    if v is None:
+        return ("z",)
+    if isinstance(v, list):
+        return ("a", tuple(json_key(x) for x in v))
+    if isinstance(v, dict):
+        return ("o", frozenset((k, json_key(x)) for k, x in v.items()))
+    raise TypeError(f"not a JSON value: {type(v).__name__}")
+
+
 def _lower(a, b):
     """The tighter of two lower bounds (bound, exclusive)."""
     if a is None:
@@ -195,7 +214,8 @@ def intersect(a: Branch, b: Branch) -> Branch | None:
     elif b.enum is None:
         enum = a.enum
     else:
-        enum = tuple(x for x in a.enum if any(json_equal(x, y) for y in b.enum))
+        keys = {json_key(y) for y in b.enum}
+        enum = tuple(x for x in a.enum if json_key(x) in keys)
     if enum is not None and not enum:
         return None
     return Branch(

@@ -111,6 +111,7 @@ from structgen.frontends.json_constraints import (
     Sub,
     intersect,
     json_equal,
+    json_key,
     json_type,
     trim_types,
 )
@@ -326,6 +327,7 @@ class _Compiler:
         self.string_memo: dict = {}
         self.encode_memo: dict = {}
         self.synthetic: dict = {}
+        self.enum_keys: dict = {}
         self.keep: list = []
         text = json.dumps(schema) if not isinstance(schema, bool) else ""
         # annotation bookkeeping (more branches) only when something reads it
@@ -912,20 +914,17 @@ class _Compiler:
                 if fl > fh or (fl == fh and (lo[1] or hi[1])):
                     return True
         if types == frozenset({"object"}) and depth < 3:
-            for name in a.required:
-                ca = self.prop_conj(a.obj, name)
-                cb = self.prop_conj(b.obj, name)
-                try:
-                    na = self._conj_branches(ca)
-                    nb = self._conj_branches(cb)
-                except UnsupportedSchemaError:
-                    continue
-                if name not in b.required:
-                    if not nb:
+            for x, y in ((a, b), (b, a)):
+                for name in x.required:
+                    try:
+                        nx = self._conj_branches(self.prop_conj(x.obj, name))
+                        ny = self._conj_branches(self.prop_conj(y.obj, name))
+                    except UnsupportedSchemaError:
+                        continue
+                    if not ny:  # required on one side, impossible on the other
                         return True
-                    continue
-                if all(self.disjoint(x, y, depth + 1) for x in na for y in nb):
-                    return True
+                    if name in y.required and all(self.disjoint(p, q, depth + 1) for p in nx for q in ny):
+                        return True
         return False
 
     def _conj_branches(self, conj) -> list:
@@ -953,9 +952,11 @@ class _Compiler:
         t = json_type(v, self.draft)
         if t not in b.types:
             return False
-        if b.enum is not None and not any(json_equal(v, e) for e in b.enum):
-            return False
-        if any(json_equal(v, e) for e in b.not_values):
+        if b.enum is not None:
+            keys = self._enum_keys(b.enum)
+            if json_key(v) not in keys:
+                return False
+        if b.not_values and json_key(v) in self._enum_keys(b.not_values):
             return False
         if t in NUMERIC:
             if b.minimum is not None and not (v > b.minimum[0] if b.minimum[1] else v >= b.minimum[0]):
@@ -998,6 +999,12 @@ class _Compiler:
                 if b.prop_names and not self.accepts(b.prop_names, k):
                     return False
         return True
+
+    def _enum_keys(self, values: tuple) -> frozenset:
+        hit = self.enum_keys.get(id(values))
+        if hit is None or hit[0] is not values:
+            hit = self.enum_keys[id(values)] = (values, frozenset(json_key(v) for v in values))
+        return hit[1]
 
     def item_conj(self, parts, i: int) -> tuple:
         out = []
@@ -1119,9 +1126,12 @@ class _Compiler:
         if b.enum is not None:
             plain = replace(b, enum=None)
             vals = []
+            seen = set()
             for v in b.enum:
-                if any(json_equal(v, w) and type(v) is type(w) for w in vals):
+                k = json_key(v)
+                if k in seen:
                     continue
+                seen.add(k)
                 if self.branch_accepts(plain, v):
                     vals.append(v)
             if not vals:
@@ -1252,6 +1262,9 @@ class _Compiler:
             if f2 is False:
                 self.string_memo[key] = NOTHING
                 return NOTHING
+            if f2[0] == "var":
+                self.string_memo[key] = comps2[f2[1]]
+                return comps2[f2[1]]
             dfa = charlang.combine(comps2, f2, max_states=MAX_STRING_STATES)
         except charlang.TooLarge:
             ptr = b.ptr if b is not None else ""
