@@ -162,7 +162,8 @@ def test_oracle_agrees_with_automaton():
               "required": ["a"]}
     g = json_schema_to_grammar(schema, whitespace="compact")
     for text, ok in [('{"a":-3}', True), ('{"a":-4}', False), ('{"a":0,"b":"x"}', True), ('{"a":0,"b":[1]}', True),
-                     ('{"b":"x","a":1}', False), ('{"a":1,"c":{}}', True), ('{"a":1,"b":"y"}', False)]:
+                     ('{"b":"x","a":1}', True), ('{"a":1,"c":{}}', True), ('{"a":1,"b":"y"}', False),
+                     ('{"a":1,"a":2}', False)]:
         assert oracle_matches(g, text.encode()) == ok, text
         assert accepts_text(schema, text, whitespace="compact") == ok, text
 
@@ -217,7 +218,8 @@ def test_number_syntax():
 def test_enum_and_const():
     check({"enum": ["red", "green", 3, None, [1, 2], {"a": 1}]}, ["red", 3, 3.0, None, [1, 2], {"a": 1}],
           ["blue", 4, [1], {"a": 2}, True])
-    check({"const": {"a": [1, "x"], "b": None}}, [{"a": [1, "x"], "b": None}], [{"a": [1, "x"]}, {}])
+    check({"const": {"a": [1, "x"], "b": None}}, [{"a": [1, "x"], "b": None}, {"b": None, "a": [1, "x"]}],
+          [{"a": [1, "x"]}, {}, {"a": [1, "x"], "b": None, "c": 1}])
     check({"const": 1}, [1, 1.0], [True, 2])
     check({"const": True}, [True], [1])
     check({"enum": [1.5, "é\n\"\\"]}, [1.5, "é\n\"\\"], [1.6])
@@ -426,8 +428,26 @@ def test_properties_required_and_extras():
     # declared keys cannot repeat, nor come back through an escape spelling
     assert not accepts_text(s, '{"b":"x","b":"y"}', whitespace="compact")
     assert not accepts_text(s, '{"a":1,"b":"x","\\u0061":"str"}', whitespace="compact")
-    assert not accepts_text(s, '{"b":"x","a":1}', whitespace="compact")  # declaration order
+    assert accepts_text(s, '{"b":"x","a":1}', whitespace="compact")  # small objects: any order
+    assert not accepts_text(s, '{"a":1,"b":"x","a":2}', whitespace="compact")
     assert_sound(s, seed=4)
+
+
+def test_property_order_of_large_objects():
+    props = {k: {"type": "integer"} for k in "abcdefgh"}
+    s = {"type": "object", "properties": props, "required": ["b", "g"]}
+    check(s, [{"b": 1, "g": 2}, {"a": 0, "b": 1, "c": 2, "g": 3, "h": 4, "zz": 5}], [{"b": 1}, {"b": 1, "g": "x"}])
+    # more declared properties than ANY_ORDER_MAX_PROPERTIES: declaration order
+    assert not accepts_text(s, '{"g":2,"b":1}', whitespace="compact")
+    assert not accepts_text(s, '{"b":1,"b":1,"g":2}', whitespace="compact")
+    assert_sound(s, seed=15)
+
+
+def test_any_order_with_counts():
+    s = {"type": "object", "properties": {"a": {}, "b": {}, "c": {}}, "minProperties": 2, "maxProperties": 3,
+         "additionalProperties": {"type": "integer"}}
+    check(s, [{"c": 1, "a": 2}, {"x": 1, "b": 2}, {"b": 1, "x": 2, "a": 3}], [{"a": 1}, {"a": 1, "b": 2, "c": 3, "d": 4}])
+    assert_sound(s, seed=16)
 
 
 def test_additional_properties():

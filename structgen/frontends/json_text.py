@@ -206,9 +206,23 @@ def number_literals(v) -> list[str]:
     return out
 
 
+ANY_ORDER_CONST_KEYS = 4  # object values with at most this many keys match in any key order
+
+
+def _permutations(members: list, seen: int, sep: ir.Expr) -> ir.Expr:
+    """All orders of the members not in ``seen`` (a bit mask), comma-separated."""
+    rest = [k for k in range(len(members)) if not seen >> k & 1]
+    if not rest:
+        return ir.EPS
+    return ir.alt(*(ir.seq(sep if seen else ir.EPS, members[k], _permutations(members, seen | 1 << k, sep))
+                    for k in rest))
+
+
 def value_literal(v, ws: ir.Expr) -> ir.Expr:
-    """A JSON value equal to ``v``: objects keep their key order, strings
-    accept any escape spelling, numbers their equal spellings."""
+    """A JSON value equal to ``v``: objects with at most
+    ``ANY_ORDER_CONST_KEYS`` keys in any key order (bigger ones in their own
+    order), strings in the spellings of :func:`json_char`, numbers in their
+    common equal spellings."""
     if v is None:
         return ir.literal("null")
     if v is True:
@@ -231,10 +245,16 @@ def value_literal(v, ws: ir.Expr) -> ir.Expr:
     if isinstance(v, dict):
         if not v:
             return ir.seq(ir.literal("{"), ws, ir.literal("}"))
-        items = []
-        for i, (k, x) in enumerate(v.items()):
-            if i:
-                items.extend([ws, ir.literal(","), ws])
-            items.extend([string_literal(k), ws, ir.literal(":"), ws, value_literal(x, ws)])
-        return ir.seq(ir.literal("{"), ws, *items, ws, ir.literal("}"))
+        members = [ir.seq(string_literal(k), ws, ir.literal(":"), ws, value_literal(x, ws)) for k, x in v.items()]
+        sep = ir.seq(ws, ir.literal(","), ws)
+        if len(members) <= ANY_ORDER_CONST_KEYS:
+            body = _permutations(members, 0, sep)
+        else:
+            items = []
+            for i, m in enumerate(members):
+                if i:
+                    items.append(sep)
+                items.append(m)
+            body = ir.seq(*items)
+        return ir.seq(ir.literal("{"), ws, body, ws, ir.literal("}"))
     raise TypeError(f"not a JSON value: {type(v).__name__}")
