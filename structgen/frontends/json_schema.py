@@ -151,6 +151,14 @@ _CONSTRAINING = frozenset(
 )
 
 
+class _TooManyBranches(Exception):
+    def __init__(self, keyword: str, ptr: str) -> None:
+        self.keyword = keyword
+        self.ptr = ptr
+        self.detail = f"more than {MAX_BRANCHES} alternatives after combining subschemas"
+        super().__init__(keyword)
+
+
 class _CannotNegate(Exception):
     def __init__(self, keyword: str, detail: str = "") -> None:
         self.keyword = keyword
@@ -341,7 +349,10 @@ class _Compiler:
 
     # ------------------------------------------------------------------ driver
     def run(self) -> Grammar:
-        body = self.value((self.root,))
+        try:
+            body = self.value((self.root,))
+        except _TooManyBranches as e:
+            raise UnsupportedSchemaError(e.keyword, e.ptr, e.detail) from None
         self.rules["start"] = seq(self.ws, body, self.ws)
         self._trim()
         return Grammar(self.rules, "start", list(dict.fromkeys(self.notes)))
@@ -483,7 +494,7 @@ class _Compiler:
                     if z is not None:
                         out.append(z)
         if len(out) > MAX_BRANCHES:
-            raise UnsupportedSchemaError(keyword, ptr, f"more than {MAX_BRANCHES} alternatives after combining subschemas")
+            raise _TooManyBranches(keyword, ptr)
         return out
 
     def normalize(self, sub: Sub) -> list:
@@ -521,7 +532,10 @@ class _Compiler:
         def conj(other: list, keyword: str) -> None:
             nonlocal branches
             if branches:
-                branches = self.and_(branches, other, ptr, keyword)
+                try:
+                    branches = self.and_(branches, other, ptr, keyword)
+                except _TooManyBranches as e:
+                    self.unsupported(e.keyword, e.ptr, e.detail)  # lenient: skip this keyword
 
         if "$ref" in s:
             conj(self.normalize(self.resolve(sub)), "$ref")
@@ -531,30 +545,60 @@ class _Compiler:
             self.unsupported("$recursiveRef", ptr + "/$recursiveRef", "recursive references are not supported")
         for i in range(len(s.get("allOf", ()))):
             conj(self.normalize(self.child(sub, "allOf", i)), "allOf")
-        if "anyOf" in s:
-            groups = [self.normalize(self.child(sub, "anyOf", i)) for i in range(len(s["anyOf"]))]
-            alts = [b for g in groups for b in g]
-            if self.annotations_matter and 1 < len(groups) <= 4:
-                # every alternative that holds contributes annotations: add the
-                # conjunctions of several alternatives as branches of their own
-                for mask in range(1, 1 << len(groups)):
-                    chosen = [g for i, g in enumerate(groups) if mask >> i & 1]
-                    if len(chosen) > 1:
-                        both = chosen[0]
-                        for g in chosen[1:]:
-                            both = self.and_(both, g, ptr, "anyOf")
-                        alts.extend(both)
-            conj(alts, "anyOf")
-        if "oneOf" in s and branches:
-            branches = self.one_of(sub, branches)
-        if "not" in s:
-            inner = self.normalize(self.child(sub, "not"))
+        def guarded(keyword: str, fn) -> None:
+            """Run one keyword's step; too many alternatives is unsupported
+            (in lenient mode the keyword is skipped)."""
             try:
-                conj(self.negate(inner, ptr + "/not"), "not")
-            except _CannotNegate as e:
-                self.unsupported("not", ptr + "/not", f"cannot negate {e.keyword!r}" + (f" ({e.detail})" if e.detail else ""))
+                fn()
+            except _TooManyBranches as e:
+                self.unsupported(e.keyword or keyword, e.ptr, e.detail)
+
+        if "anyOf" in s:
+            guarded("anyOf", lambda: self._any_of(sub, conj))
+        if "oneOf" in s and branches:
+            def one() -> None:
+                nonlocal branches
+                branches = self.one_of(sub, branches)
+            guarded("oneOf", one)
+        if "not" in s:
+            def neg() -> None:
+                inner = self.normalize(self.child(sub, "not"))
+                try:
+                    conj(self.negate(inner, ptr + "/not"), "not")
+                except _CannotNegate as e:
+                    self.unsupported("not", ptr + "/not",
+                                     f"cannot negate {e.keyword!r}" + (f" ({e.detail})" if e.detail else ""))
+            guarded("not", neg)
         if d >= 7 and "if" in s and ("then" in s or "else" in s or self.annotations_matter):
-            conj(self.if_then_else(sub), "if")
+            guarded("if", lambda: conj(self.if_then_else(sub), "if"))
+        guarded("dependentSchemas", lambda: self._dependencies(sub, conj))
+        if d >= 2019 and "unevaluatedProperties" in s:
+            branches = self.unevaluated_props(branches, self.child(sub, "unevaluatedProperties"))
+        if d >= 2019 and "unevaluatedItems" in s:
+            branches = self.unevaluated_items(branches, self.child(sub, "unevaluatedItems"))
+        return branches
+
+    def _any_of(self, sub: Sub, conj) -> None:
+        s = sub.schema
+        ptr = sub.ptr
+        groups = [self.normalize(self.child(sub, "anyOf", i)) for i in range(len(s["anyOf"]))]
+        alts = [b for g in groups for b in g]
+        if self.annotations_matter and 1 < len(groups) <= 4:
+            # every alternative that holds contributes annotations: add the
+            # conjunctions of several alternatives as branches of their own
+            for mask in range(1, 1 << len(groups)):
+                chosen = [g for i, g in enumerate(groups) if mask >> i & 1]
+                if len(chosen) > 1:
+                    both = chosen[0]
+                    for g in chosen[1:]:
+                        both = self.and_(both, g, ptr, "anyOf")
+                    alts.extend(both)
+        conj(alts, "anyOf")
+
+    def _dependencies(self, sub: Sub, conj) -> None:
+        s = sub.schema
+        d = self.draft
+        ptr = sub.ptr
         deps_req = {}
         deps_schema = {}
         if d >= 2019:
@@ -576,11 +620,6 @@ class _Compiler:
             absent = Branch(obj=(ObjPart({name: self.false_sub}, evaluates=False),))
             present = self.and_([Branch(required=(name,))], self.normalize(self.child(sub, *path)), ptr, path[0])
             conj([absent] + present, path[0])
-        if d >= 2019 and "unevaluatedProperties" in s:
-            branches = self.unevaluated_props(branches, self.child(sub, "unevaluatedProperties"))
-        if d >= 2019 and "unevaluatedItems" in s:
-            branches = self.unevaluated_items(branches, self.child(sub, "unevaluatedItems"))
-        return branches
 
     def local_branch(self, sub: Sub) -> Branch | None:
         """The constraints of one schema object's own (non-applicator) keywords."""
@@ -764,7 +803,7 @@ class _Compiler:
                                  f"({e.keyword!r}); it was treated as anyOf")
                 out.extend(b for a in here for b in a)
             if len(out) > MAX_BRANCHES:
-                raise UnsupportedSchemaError("oneOf", ptr, f"more than {MAX_BRANCHES} alternatives after combining subschemas")
+                raise _TooManyBranches("oneOf", ptr)
         return out
 
     def if_then_else(self, sub: Sub) -> list:
@@ -1080,8 +1119,10 @@ class _Compiler:
         try:
             branches = [TOP]
             for s in c:
-                branches = self.and_(branches, self.normalize(s), s.ptr)
-            if not branches:
+                try:
+                    branches = self.and_(branches, self.normalize(s), s.ptr)
+                except _TooManyBranches as e:
+                    self.unsupported(e.keyword, e.ptr, e.detail)  # lenient: drop this part
                 self.reasons.add(c[0].ptr, "no value satisfies all its subschemas")
             expr = alt(*(self.compile_branch(b) for b in branches))
         finally:
