@@ -725,3 +725,14 @@ def test_large_enum_compiles_fast():
     json_schema_to_grammar({"enum": values})
     assert time.perf_counter() - t < 5
     check({"enum": values}, ["value-19999", 4999], ["value-20000", 5000])
+
+
+def test_unknown_formats_option():
+    s = {"type": "string", "format": "path"}
+    with pytest.raises(UnsupportedSchemaError):
+        json_schema_to_grammar(s)
+    g = json_schema_to_grammar(s, unknown_formats="ignore")
+    assert g.notes and "path" in g.notes[0]
+    # a specification format we do not enforce stays unsupported
+    with pytest.raises(UnsupportedSchemaError):
+        json_schema_to_grammar({"type": "string", "format": "idn-email"}, unknown_formats="ignore")
