@@ -132,6 +132,13 @@ MAX_LAYOUT_STATES = 20000  # object/array counting states
 MAX_PATTERN_REGIONS = 6  # patternProperties patterns whose key regions are split exactly
 ANY_ORDER_MAX_PROPERTIES = 6  # objects with at most this many declared properties accept any key order
 
+#: formats the JSON Schema specification (2020-12 and earlier) defines
+SPEC_FORMATS = frozenset(
+    """date-time date time duration email idn-email hostname idn-hostname ipv4 ipv6 uri uri-reference iri
+    iri-reference uuid uri-template json-pointer relative-json-pointer regex host-name ip-address color
+    utc-millisec""".split()
+)
+
 _DRAFT_URIS = {
     4: "http://json-schema.org/draft-04/schema#",
     6: "http://json-schema.org/draft-06/schema#",
@@ -196,7 +203,8 @@ def load_schema(schema) -> Any:
 
 
 def json_schema_to_grammar(schema, *, whitespace="flexible", lenient: bool = False,
-                           max_any_depth: int | None = DEFAULT_MAX_ANY_DEPTH, nullable: bool = True) -> Grammar:
+                           max_any_depth: int | None = DEFAULT_MAX_ANY_DEPTH, nullable: bool = True,
+                           unknown_formats: str = "error") -> Grammar:
     """Compile a JSON Schema (or Pydantic model) to a grammar of its JSON documents.
 
     ``whitespace``: ``"compact"`` (none), ``"flexible"`` (any JSON whitespace
@@ -204,7 +212,11 @@ def json_schema_to_grammar(schema, *, whitespace="flexible", lenient: bool = Fal
     each place). ``lenient``: skip unsupported keywords (listed in
     ``Grammar.notes``) instead of raising. ``max_any_depth``: nesting bound of
     free-form values (``None``: unbounded). ``nullable``: honour OpenAPI's
-    ``nullable: true``.
+    ``nullable: true``. ``unknown_formats``: ``"error"`` (default: a format we
+    do not enforce is unsupported) or ``"ignore"`` (formats the JSON Schema
+    specification does not define, e.g. ``int32`` or ``path``, are treated as
+    the annotations every validator treats them as, and listed in notes;
+    specification formats we do not enforce stay unsupported).
 
     Raises InvalidSchemaError, UnsupportedSchemaError (strict mode),
     UnsatisfiableSchemaError.
@@ -213,11 +225,13 @@ def json_schema_to_grammar(schema, *, whitespace="flexible", lenient: bool = Fal
     ws = json_text.whitespace(whitespace)
     if max_any_depth is not None and max_any_depth < 0:
         raise ValueError("max_any_depth must be >= 0 or None")
+    if unknown_formats not in ("error", "ignore"):
+        raise ValueError("unknown_formats must be 'error' or 'ignore'")
     old = sys.getrecursionlimit()
     if old < 20000:
         sys.setrecursionlimit(20000)
     try:
-        return _Compiler(schema, ws, lenient, max_any_depth, nullable).run()
+        return _Compiler(schema, ws, lenient, max_any_depth, nullable, unknown_formats).run()
     finally:
         sys.setrecursionlimit(old)
 
@@ -305,7 +319,7 @@ def _python_disagreement(kind: str) -> tuple:
 
 
 class _Compiler:
-    def __init__(self, schema, ws, lenient, max_any_depth, nullable) -> None:
+    def __init__(self, schema, ws, lenient, max_any_depth, nullable, unknown_formats="error") -> None:
         import referencing.jsonschema
         from jsonschema_specifications import REGISTRY
         from referencing import Registry
@@ -324,6 +338,7 @@ class _Compiler:
         self.lenient = lenient
         self.max_any_depth = max_any_depth
         self.nullable = nullable
+        self.unknown_formats = unknown_formats
         self.notes: list[str] = []
         self.reasons = Reasons()
         self.rules: dict[str, ir.Expr] = {}
@@ -668,6 +683,8 @@ class _Compiler:
             fmt = s["format"]
             if fmt in SUPPORTED_FORMATS:
                 kw["formats"] = ((fmt, ptr + "/format"),)
+            elif self.unknown_formats == "ignore" and fmt not in SPEC_FORMATS:
+                self.notes.append(f"'format' at {ptr}/format: {fmt!r} is not a JSON Schema format; ignored")
             else:
                 self.unsupported("format", ptr + "/format", f"format {fmt!r} is not supported (supported: {', '.join(sorted(SUPPORTED_FORMATS))})")
         # arrays
