@@ -355,6 +355,8 @@ class _Compiler:
         self.encode_memo: dict = {}
         self.synthetic: dict = {}
         self.enum_keys: dict = {}
+        self.shrink_memo: dict = {}
+        self.not_in_memo: dict = {}
         self.keep: list = []
         text = json.dumps(schema) if not isinstance(schema, bool) else ""
         # annotation bookkeeping (more branches) only when something reads it
@@ -1351,21 +1353,32 @@ class _Compiler:
             if c[0] == "rep" and c[1] == charlang.ANY_CHAR:
                 out.append(c)
                 continue
-            dfa = charlang.minimize(charlang.dfa_of(c, max_states=MAX_STRING_STATES))
-            if dfa.empty:
-                consts[i] = False
-            elif charlang.is_universal(dfa):
-                consts[i] = True
+            hit = self.shrink_memo.get(id(c))
+            if hit is None or hit[0] is not c:
+                dfa = charlang.minimize(charlang.dfa_of(c, max_states=MAX_STRING_STATES))
+                if dfa.empty:
+                    r = False
+                elif charlang.is_universal(dfa):
+                    r = True
+                else:
+                    r = (charlang.DFA_LEAF, dfa, 0)
+                hit = self.shrink_memo[id(c)] = (c, r)
+            r = hit[1]
+            if isinstance(r, bool):
+                consts[i] = r
+                out.append(c)
             else:
-                self.keep.append(dfa)
-                c = (charlang.DFA_LEAF, dfa, 0)
-            out.append(c)
+                out.append(r)
         return out, _subst(f, consts)
 
     def key_language(self, b: Branch, names: list, pats: list, inside: list, outside: list) -> ir.Expr:
         """Keys that are not declared names, satisfy propertyNames, match the
         patterns ``inside`` and none of ``outside`` (indices into pats)."""
-        comps: list = [_not_in(names)]
+        nk = tuple(names)
+        not_in = self.not_in_memo.get(nk)
+        if not_in is None:
+            not_in = self.not_in_memo[nk] = _not_in(names)
+        comps: list = [not_in]
         parts: list = [("var", 0)]
         for i in inside:
             comps.append(self.pattern(pats[i][0], pats[i][2]))
