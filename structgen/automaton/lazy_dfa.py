@@ -38,6 +38,7 @@ import threading
 import numpy as np
 
 from structgen.errors import GrammarError, GrammarTooLargeError
+from structgen.grammar.graph import strongly_connected_components
 from structgen.grammar.ir import Expr, Grammar
 
 # Node kinds.
@@ -197,7 +198,7 @@ class LazyDFA:
         bodies = list(grammar.rules.values())
         refs_memo: dict[int, frozenset] = {}
         edges = [sorted(self._rule_index[n] for n in _refs_of(b, refs_memo) if n in self._rule_index) for b in bodies]
-        components = _rule_components(edges)
+        components = strongly_connected_components(edges)
         self._rule_nullable = _rule_fixpoint(bodies, self._rule_index, edges, components, nullable=True)
         productive = _rule_fixpoint(bodies, self._rule_index, edges, components, nullable=False)
         self._unproductive = {i for i, ok in enumerate(productive) if not ok}
@@ -555,47 +556,3 @@ def _refs_of(e: Expr, memo: dict[int, frozenset]) -> frozenset:
         r = _NO_REFS
     memo[id(e)] = r
     return r
-
-
-def _rule_components(edges: list[list[int]]) -> list[list[int]]:
-    """Strongly connected components of the rule reference graph (``edges[r]``:
-    the rules ``r`` refers to), callees before callers (iterative Tarjan)."""
-    bodies = edges
-    order: list[list[int]] = []
-    num = [-1] * len(bodies)
-    low = [0] * len(bodies)
-    on_stack = [False] * len(bodies)
-    stack: list[int] = []
-    counter = 0
-    for root in range(len(bodies)):
-        if num[root] != -1:
-            continue
-        work = [(root, 0)]
-        while work:
-            v, i = work.pop()
-            if i == 0:
-                num[v] = low[v] = counter
-                counter += 1
-                stack.append(v)
-                on_stack[v] = True
-            if i < len(edges[v]):
-                work.append((v, i + 1))
-                w = edges[v][i]
-                if num[w] == -1:
-                    work.append((w, 0))
-                elif on_stack[w]:
-                    low[v] = min(low[v], num[w])
-                continue
-            if low[v] == num[v]:
-                comp = []
-                while True:
-                    w = stack.pop()
-                    on_stack[w] = False
-                    comp.append(w)
-                    if w == v:
-                        break
-                order.append(comp)
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[v])
-    return order

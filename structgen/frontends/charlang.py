@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from structgen.grammar import ir, utf8
+from structgen.grammar.graph import merge_ranges, strongly_connected_components
 
 Expr = tuple
 Ranges = tuple  # ((lo, hi), ...) sorted, merged, inclusive
@@ -50,19 +51,6 @@ class TooLarge(Exception):
 
 
 # --------------------------------------------------------------------------- building
-
-
-def merge_ranges(ranges) -> Ranges:
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
-        if lo > hi:
-            continue
-        if out and lo <= out[-1][1] + 1:
-            if hi > out[-1][1]:
-                out[-1] = (out[-1][0], hi)
-        else:
-            out.append((lo, hi))
-    return tuple(out)
 
 
 def intersect_ranges(a: Ranges, b: Ranges) -> Ranges:
@@ -638,52 +626,8 @@ def dfa_length_bounds(dfa: DFA, start: int = 0) -> tuple[int, int | None] | None
 
 
 def _sccs(dfa: DFA) -> list[list[int]]:
-    """Tarjan's strongly connected components, successors before predecessors."""
-    n = len(dfa.accept)
-    index = [-1] * n
-    low = [0] * n
-    on = [False] * n
-    stack: list[int] = []
-    out: list[list[int]] = []
-    counter = 0
-    for root in range(n):
-        if index[root] >= 0:
-            continue
-        work = [(root, 0)]
-        while work:
-            v, pi = work.pop()
-            if pi == 0:
-                index[v] = low[v] = counter
-                counter += 1
-                stack.append(v)
-                on[v] = True
-            succ = dfa.trans[v]
-            recurse = False
-            while pi < len(succ):
-                w = succ[pi][1]
-                pi += 1
-                if index[w] < 0:
-                    work.append((v, pi))
-                    work.append((w, 0))
-                    recurse = True
-                    break
-                if on[w]:
-                    low[v] = min(low[v], index[w])
-            if recurse:
-                continue
-            if low[v] == index[v]:
-                comp = []
-                while True:
-                    w = stack.pop()
-                    on[w] = False
-                    comp.append(w)
-                    if w == v:
-                        break
-                out.append(comp)
-            if work:
-                u = work[-1][0]
-                low[u] = min(low[u], low[v])
-    return out
+    """Strongly connected components of the DFA, successors before predecessors."""
+    return strongly_connected_components([[t for _, t in succ] for succ in dfa.trans])
 
 
 # --------------------------------------------------------------------------- back to IR

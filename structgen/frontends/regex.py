@@ -52,6 +52,7 @@ from typing import Callable, Iterable
 
 from structgen.errors import RegexError
 from structgen.grammar import ir, utf8
+from structgen.grammar.graph import merge_ranges
 
 __all__ = ["regex_to_expr", "parse_regex", "DIGIT", "WORD", "SPACE", "LINE_TERMINATORS", "ANY"]
 
@@ -71,17 +72,6 @@ ANY: Ranges = ((0, MAX_CP),)
 
 
 # --------------------------------------------------------------------------- ranges
-
-def _merge(ranges: Iterable[tuple[int, int]]) -> Ranges:
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
-        if out and lo <= out[-1][1] + 1:
-            if hi > out[-1][1]:
-                out[-1] = (out[-1][0], hi)
-        else:
-            out.append((lo, hi))
-    return tuple(out)
-
 
 def _complement(ranges: Ranges) -> Ranges:
     return tuple(utf8.complement(list(ranges)))
@@ -132,7 +122,7 @@ def _case_fold(ranges: Ranges) -> Ranges:
     for lo, hi in ranges:
         for k in range(bisect.bisect_left(keys, lo), bisect.bisect_right(keys, hi)):
             extra.extend((o, o) for o in others[k])
-    return _merge(list(ranges) + extra) if extra else ranges
+    return merge_ranges(list(ranges) + extra) if extra else ranges
 
 
 # --------------------------------------------------------------------------- parser
@@ -381,7 +371,7 @@ class _Parser:
                 parts.extend(value)
             else:
                 parts.append((value, value))
-        ranges = self._fold(_merge(parts))
+        ranges = self._fold(merge_ranges(parts))
         return _complement(ranges) if negate else ranges
 
     def class_atom(self):

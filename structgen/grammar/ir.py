@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from structgen.grammar import utf8
+from structgen.grammar.graph import merge_ranges
 
 Expr = tuple
 
@@ -37,7 +38,7 @@ NOTHING: Expr = ("nothing",)
 
 def byte_ranges(ranges: Iterable[tuple[int, int]]) -> Expr:
     """One byte from the union of inclusive ``(lo, hi)`` ranges."""
-    merged = _merge_ranges(ranges)
+    merged = merge_ranges(ranges)
     if not merged:
         return NOTHING
     return ("bytes", tuple(merged))
@@ -55,7 +56,7 @@ def chars(ranges: Iterable[tuple[int, int]], *, negate: bool = False) -> Expr:
     ``negate=True`` takes the complement within all scalar values (surrogates
     are never produced: they are not valid UTF-8).
     """
-    cps = _merge_ranges(ranges)
+    cps = merge_ranges(ranges)
     if negate:
         cps = utf8.complement(cps)
     cps = utf8.remove_surrogates(cps)
@@ -163,19 +164,6 @@ class Grammar:
             elif e[0] == "rep":
                 stack.append(e[1])
         return len(seen)
-
-
-def _merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
-        if lo > hi:
-            continue
-        if out and lo <= out[-1][1] + 1:
-            if hi > out[-1][1]:
-                out[-1] = (out[-1][0], hi)
-        else:
-            out.append((lo, hi))
-    return out
 
 
 def iter_refs(e: Expr) -> Sequence[str]:
