@@ -19,6 +19,7 @@ from structgen.errors import (
     GrammarTooLargeError,
     InvalidSchemaError,
     ModelNotFoundError,
+    OutputValidationError,
     RegexError,
     StructgenError,
     TokenizerError,
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 # The model-facing API pulls in torch/transformers: import it on first use.
 _LAZY = {
     "generate": "structgen.integrations.generate",
+    "GenerationResult": "structgen.integrations.generate",
     "Regex": "structgen.integrations.specs",
     "Choice": "structgen.integrations.specs",
     "Grammar": "structgen.integrations.specs",
@@ -63,6 +65,7 @@ __all__ = [
     "StructgenError",
     "InvalidSchemaError",
     "ModelNotFoundError",
+    "OutputValidationError",
     "UnsupportedSchemaError",
     "UnsatisfiableSchemaError",
     "RegexError",

@@ -75,3 +75,15 @@ class TruncatedOutputError(StructgenError):
 class ModelNotFoundError(StructgenError, FileNotFoundError):
     """The model (or the package that ships it) is not on this machine.
     structgen never downloads models; the message says how to get it."""
+
+
+class OutputValidationError(StructgenError, ValueError):
+    """The finished output failed the final validation. With a strict
+    compilation this cannot happen; with ``lenient=True`` it means the model
+    wrote something the grammar could not rule out (see ``CompiledGrammar.notes``).
+    ``.text`` is the output, ``.errors`` what was wrong with it."""
+
+    def __init__(self, text: str, errors: str) -> None:
+        self.text = text
+        self.errors = errors
+        super().__init__(f"the output does not validate: {errors}. Output: {text[:200]!r}")

@@ -27,24 +27,12 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from structgen.errors import StructgenError
+from structgen.errors import OutputValidationError, StructgenError
 from structgen.grammar.ir import Grammar as IRGrammar
 from structgen.matcher import CompiledGrammar
 from structgen.vocab import Vocabulary
 
-__all__ = ["Regex", "Choice", "Grammar", "Prepared", "PairedMatcher", "prepare", "check", "pydantic_schema", "OutputValidationError", "vocabulary_for"]
-
-
-class OutputValidationError(StructgenError, ValueError):
-    """The finished output failed the final validation. With a strict
-    compilation this cannot happen; with ``lenient=True`` it means the model
-    wrote something the grammar could not rule out (see ``CompiledGrammar.notes``).
-    ``.text`` is the output, ``.errors`` what was wrong with it."""
-
-    def __init__(self, text: str, errors: str) -> None:
-        self.text = text
-        self.errors = errors
-        super().__init__(f"the output does not validate: {errors}. Output: {text[:200]!r}")
+__all__ = ["Regex", "Choice", "Grammar", "Prepared", "PairedMatcher", "prepare", "check", "pydantic_schema", "vocabulary_for"]
 
 
 # --------------------------------------------------------------------- specs
