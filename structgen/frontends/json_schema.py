@@ -126,7 +126,7 @@ from structgen.grammar.ir import EPS, NOTHING, Grammar, alt, literal, opt, ref, 
 __all__ = ["json_schema_to_grammar", "load_schema"]
 
 DEFAULT_MAX_ANY_DEPTH = 16
-MAX_BRANCHES = 256  # disjunctive normal form size cap per subschema
+MAX_BRANCHES = 64  # disjunctive normal form size cap per subschema
 MAX_STRING_STATES = 4000  # product automaton cap for several constraints on one string
 MAX_LAYOUT_STATES = 20000  # object/array counting states
 MAX_PATTERN_REGIONS = 6  # patternProperties patterns whose key regions are split exactly
@@ -356,6 +356,8 @@ class _Compiler:
         self.synthetic: dict = {}
         self.enum_keys: dict = {}
         self.shrink_memo: dict = {}
+        self.lossy: set = set()  # keys of subschemas where lenient mode skipped something
+        self.lossy_events = 0
         self.not_in_memo: dict = {}
         self.keep: list = []
         text = json.dumps(schema) if not isinstance(schema, bool) else ""
@@ -427,6 +429,15 @@ class _Compiler:
         if not self.lenient:
             raise UnsupportedSchemaError(keyword, ptr, detail)
         self.notes.append(f"{keyword!r} at {ptr or '#'} not enforced" + (f": {detail}" if detail else ""))
+        self.lossy_events += 1
+
+    def normalize_exact(self, sub: Sub) -> list | None:
+        """normalize(sub), or None when (lenient mode) something in it was not
+        enforced: its branches then describe a superset, whose negation would
+        wrongly narrow the language."""
+        before = self.lossy_events
+        result = self.normalize(sub)
+        return None if self.lossy_events > before else result
 
     # ------------------------------------------------------------------ subschemas
     def child(self, sub: Sub, *path) -> Sub:
@@ -523,15 +534,20 @@ class _Compiler:
         key = sub.key
         hit = self.norm_memo.get(key)
         if hit is not None:
+            if key in self.lossy:
+                self.lossy_events += 1
             return hit
         if key in self.norm_stack:
             self.unsupported("$ref", sub.ptr, "reference cycle that consumes no input (the schema contains itself in place)")
             return [TOP]
         self.norm_stack.add(key)
+        before = self.lossy_events
         try:
             result = self._normalize(sub)
         finally:
             self.norm_stack.discard(key)
+        if self.lossy_events > before:
+            self.lossy.add(key)
         self.norm_memo[key] = result
         return result
 
@@ -579,7 +595,10 @@ class _Compiler:
             guarded("oneOf", one)
         if "not" in s:
             def neg() -> None:
-                inner = self.normalize(self.child(sub, "not"))
+                inner = self.normalize_exact(self.child(sub, "not"))
+                if inner is None:
+                    self.unsupported("not", ptr + "/not", "its subschema is not fully enforced")
+                    return
                 try:
                     conj(self.negate(inner, ptr + "/not"), "not")
                 except _CannotNegate as e:
@@ -797,7 +816,9 @@ class _Compiler:
         one alternative. Exclusivity only matters for values the context
         allows, so it is checked on each context branch separately."""
         ptr = sub.ptr + "/oneOf"
+        before = self.lossy_events
         alts = [self.normalize(self.child(sub, "oneOf", i)) for i in range(len(sub.schema["oneOf"]))]
+        lossy = self.lossy_events > before
         out = []
         negs = None
         for c in context:
@@ -810,6 +831,8 @@ class _Compiler:
                 continue
             try:
                 if negs is None:
+                    if lossy:
+                        raise _CannotNegate("oneOf", "an alternative is not fully enforced")
                     negs = [self.negate(a, ptr) for a in alts]
                 for i, alt_ in enumerate(alts):
                     part = self.and_([c], alt_, ptr, "oneOf")
@@ -827,7 +850,10 @@ class _Compiler:
 
     def if_then_else(self, sub: Sub) -> list:
         s = sub.schema
-        cond = self.normalize(self.child(sub, "if"))
+        cond = self.normalize_exact(self.child(sub, "if"))
+        if cond is None:
+            self.unsupported("if", sub.ptr + "/if", "the condition is not fully enforced")
+            return [TOP]
         then = self.normalize(self.child(sub, "then")) if "then" in s else [TOP]
         other = self.normalize(self.child(sub, "else")) if "else" in s else [TOP]
         if "then" not in s and "else" not in s:
@@ -1477,7 +1503,10 @@ class _Compiler:
         neg = None
         if cmax is not None:
             try:
-                self.negate(self.normalize(csub), cptr)
+                inner = self.normalize_exact(csub)
+                if inner is None:
+                    raise _CannotNegate("contains", "its subschema is not fully enforced")
+                self.negate(inner, cptr)
             except _CannotNegate as e:
                 self.unsupported("maxContains", cptr, f"cannot negate the contains schema ({e.keyword!r})")
                 cmax = None
