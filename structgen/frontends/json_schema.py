@@ -95,6 +95,7 @@ from fractions import Fraction
 from typing import Any
 
 from structgen.errors import (
+    GrammarTooLargeError,
     InvalidSchemaError,
     RegexError,
     UnsatisfiableSchemaError,
@@ -126,7 +127,8 @@ from structgen.grammar.ir import EPS, NOTHING, Grammar, alt, literal, opt, ref, 
 __all__ = ["json_schema_to_grammar", "load_schema"]
 
 DEFAULT_MAX_ANY_DEPTH = 16
-MAX_BRANCHES = 64  # disjunctive normal form size cap per subschema
+MAX_BRANCHES = 256  # disjunctive normal form size cap per subschema
+MAX_RULES = 20000  # grammar size cap (rules); beyond it GrammarTooLargeError
 MAX_STRING_STATES = 4000  # product automaton cap for several constraints on one string
 MAX_LAYOUT_STATES = 20000  # object/array counting states
 MAX_PATTERN_REGIONS = 6  # patternProperties patterns whose key regions are split exactly
@@ -1172,6 +1174,10 @@ class _Compiler:
             expr = alt(*(self.compile_branch(b) for b in branches))
         finally:
             del self.in_progress[key]
+        if len(self.rules) > MAX_RULES:
+            raise GrammarTooLargeError(
+                f"the grammar for this schema grew past {MAX_RULES} rules (around {c[0].ptr}); "
+                "simplify the schema (large oneOf/anyOf combinations multiply)")
         if name in self.recursive or not _small(expr, 60):
             self.rules[name] = expr
             result = ref(name)
