@@ -161,8 +161,8 @@ def json_key(v):
     raise TypeError(f"not a JSON value: {type(v).__name__}")
 
 
-def _lower(a, b):
-    """The tighter of two lower bounds (bound, exclusive)."""
+def tighter_lower(a, b):
+    """The tighter of two lower bounds (bound, exclusive); None: no bound."""
     if a is None:
         return b
     if b is None:
@@ -173,7 +173,8 @@ def _lower(a, b):
     return a if a[1] else b
 
 
-def _upper(a, b):
+def tighter_upper(a, b):
+    """The tighter of two upper bounds (bound, exclusive); None: no bound."""
     if a is None:
         return b
     if b is None:
@@ -222,8 +223,8 @@ def intersect(a: Branch, b: Branch) -> Branch | None:
         types=types,
         enum=enum,
         not_values=a.not_values + b.not_values,
-        minimum=_lower(a.minimum, b.minimum),
-        maximum=_upper(a.maximum, b.maximum),
+        minimum=tighter_lower(a.minimum, b.minimum),
+        maximum=tighter_upper(a.maximum, b.maximum),
         multiple_of=a.multiple_of + b.multiple_of,
         min_len=max(a.min_len, b.min_len),
         max_len=_min_opt(a.max_len, b.max_len),

@@ -1,0 +1,283 @@
+"""String constraints as character-level languages (mixed into the JSON
+Schema compiler): ``minLength``/``maxLength``, ``pattern``, ``format``, string
+enums and negated patterns/enums combine into one automaton
+(:mod:`charlang`), as do the key languages of undeclared properties
+(not a declared name, ``propertyNames``, ``patternProperties`` regions).
+
+Patterns are ECMA-262 (:mod:`structgen.frontends.regex`), but ``jsonschema``
+matches them with Python's ``re``: where the two disagree on a shorthand
+class (``\\D \\W \\S`` and ``\\s`` around Unicode digits, word characters,
+U+001C-U+001F, U+0085 and U+FEFF), every character set of that pattern loses
+the characters in question, so what we accept passes both.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import replace
+
+from structgen.errors import RegexError
+from structgen.frontends import charlang, json_text
+from structgen.frontends.charlang import ANY_STRING
+from structgen.frontends.json_constraints import Branch
+from structgen.frontends.json_formats import format_language
+from structgen.frontends.regex import regex_to_expr
+from structgen.grammar import ir
+from structgen.grammar.ir import EPS, NOTHING, alt, seq
+
+MAX_STRING_STATES = 4000  # product automaton cap for several constraints on one string
+
+_PY_CLASSES: dict[str, tuple] = {}
+
+
+def _python_disagreement(kind: str) -> tuple:
+    """Code points where an ECMA shorthand class and Python's ``re`` class differ
+    in a way that would make us accept something ``re`` rejects."""
+    r = _PY_CLASSES.get(kind)
+    if r is None:
+        pts = []
+        for cp in range(0x80, charlang.MAX_CP + 1):
+            if 0xD800 <= cp <= 0xDFFF:
+                continue
+            c = chr(cp)
+            if kind == "d" and unicodedata.category(c) == "Nd":
+                pts.append(cp)
+            elif kind == "w" and (c.isalnum() or c == "_"):
+                pts.append(cp)
+        r = charlang.merge_ranges((p, p) for p in pts)
+        _PY_CLASSES[kind] = r
+    return r
+
+
+def _subst(f, consts: dict):
+    """Formula f with the variables in consts replaced by constants, simplified."""
+    if f is True or f is False:
+        return f
+    op = f[0]
+    if op == "var":
+        return consts.get(f[1], f)
+    if op == "not":
+        x = _subst(f[1], consts)
+        return (not x) if isinstance(x, bool) else ("not", x)
+    parts = [_subst(g, consts) for g in f[1:]]
+    absorbing = op == "or"  # True absorbs an "or", False an "and"
+    if any(p is absorbing for p in parts):
+        return absorbing
+    parts = [p for p in parts if not isinstance(p, bool)]
+    if not parts:
+        return not absorbing
+    return parts[0] if len(parts) == 1 else (op,) + tuple(parts)
+
+
+def _not_in(names: list) -> ir.Expr:
+    """Strings (character level) that are none of ``names``, as a trie complement."""
+    trie: dict = {}
+    END = ""
+    for n in names:
+        node = trie
+        for ch in n:
+            node = node.setdefault(ch, {})
+        node[END] = True
+
+    def go(node: dict) -> ir.Expr:
+        opts = []
+        if END not in node:
+            opts.append(EPS)
+        kids = [ch for ch in node if ch != END]
+        used = charlang.merge_ranges((ord(ch), ord(ch)) for ch in kids)
+        other = charlang.subtract_ranges(charlang.ANY_RANGES, used)
+        if other:
+            opts.append(seq(charlang.cset(other), ANY_STRING))
+        for ch in kids:
+            opts.append(seq(charlang.char(ch), go(node[ch])))
+        return alt(*opts)
+
+    return go(trie)
+
+
+class StringsMixin:
+    """Patterns, string values and key languages for ``_Compiler``."""
+
+    def pattern(self, p: str, ptr: str) -> ir.Expr:
+        """The character-level language of a ``pattern`` (search semantics)."""
+        hit = self.pattern_memo.get(p)
+        if hit is not None:
+            return hit
+        narrow: tuple = ()
+        if re.search(r"(?<!\\)(?:\\\\)*\\[DW]", p):
+            narrow = charlang.merge_ranges(_python_disagreement("d") + _python_disagreement("w"))
+        if re.search(r"(?<!\\)(?:\\\\)*\\[sS]", p):
+            narrow = charlang.merge_ranges(narrow + ((0x1C, 0x1F), (0x85, 0x85), (0xFEFF, 0xFEFF)))
+
+        def enc(ranges):
+            if narrow:
+                ranges = charlang.subtract_ranges(charlang.merge_ranges(ranges), narrow)
+            return charlang.cset(ranges)
+
+        try:
+            e = regex_to_expr(p, search=True, encode_chars=enc)
+        except RegexError as err:
+            # ECMA syntax we do not parse (e.g. \p{...}) or a malformed pattern:
+            # either way we cannot enforce it
+            self.unsupported("pattern", ptr, str(err))
+            e = ANY_STRING
+        self.pattern_memo[p] = e
+        return e
+
+    def string_formula(self, b: Branch, comps: list):
+        """Add b's string constraints to comps; return the formula over them
+        (True: unconstrained)."""
+        parts = []
+
+        def var(e) -> tuple:
+            comps.append(e)
+            return ("var", len(comps) - 1)
+
+        if b.enum is not None:
+            strings = [v for v in b.enum if isinstance(v, str)]
+            parts.append(var(alt(*(charlang.text(v) for v in strings))))
+        if b.min_len or b.max_len is not None:
+            parts.append(var(charlang.length(b.min_len, b.max_len)))
+        for p, ptr in b.patterns:
+            parts.append(var(self.pattern(p, ptr)))
+        for p, ptr in b.not_patterns:
+            parts.append(("not", var(self.pattern(p, ptr))))
+        for f, _ in b.formats:
+            parts.append(var(format_language(f)))
+        strings = [v for v in b.not_values if isinstance(v, str)]
+        if strings:
+            parts.append(("not", var(alt(*(charlang.text(v) for v in strings)))))
+        if not parts:
+            return True
+        return parts[0] if len(parts) == 1 else ("and",) + tuple(parts)
+
+    def string(self, b: Branch) -> ir.Expr:
+        comps: list = []
+        f = self.string_formula(b, comps)
+        content = self.string_content(comps, f, b)
+        if content == NOTHING:
+            self.reasons.add(b.ptr, "no string satisfies the string constraints")
+            return NOTHING
+        return self.hoist(seq(json_text.QUOTE, charlang.encode(content, self.jenc, self.encode_memo,
+                                                               self.sink), json_text.QUOTE))
+
+    def string_content(self, comps: list, f, b: Branch | None) -> ir.Expr:
+        """A character-level expression for ``f`` over ``comps``."""
+        if f is True:
+            return ANY_STRING
+        if f[0] == "var":
+            return comps[f[1]]
+        key = (tuple(comps), f)
+        hit = self.string_memo.get(key)
+        if hit is not None:
+            return hit
+        # a length constraint the other constraints already imply is dropped
+        if f[0] == "and" and b is not None and (b.min_len or b.max_len is not None) and len(f) == 3 and all(
+            x[0] == "var" for x in f[1:]
+        ):
+            others = [comps[x[1]] for x in f[1:] if comps[x[1]] != charlang.length(b.min_len, b.max_len)]
+            if len(others) == 1:
+                lb = charlang.length_bounds(others[0])
+                if lb is None:
+                    return NOTHING
+                if lb[0] >= b.min_len and (b.max_len is None or (lb[1] is not None and lb[1] <= b.max_len)):
+                    self.string_memo[key] = others[0]
+                    return others[0]
+        try:
+            comps2, f2 = self._shrink_components(comps, f)
+            if f2 is True:
+                self.string_memo[key] = ANY_STRING
+                return ANY_STRING
+            if f2 is False:
+                self.string_memo[key] = NOTHING
+                return NOTHING
+            if f2[0] == "var":
+                self.string_memo[key] = comps2[f2[1]]
+                return comps2[f2[1]]
+            dfa = charlang.combine(comps2, f2, max_states=MAX_STRING_STATES)
+        except charlang.TooLarge:
+            ptr = b.ptr if b is not None else ""
+            kw = "maxLength" if b is not None and (b.min_len or b.max_len is not None) else "pattern"
+            self.unsupported(kw, ptr, f"the combined string constraints need more than {MAX_STRING_STATES} automaton states")
+            if b is not None and kw == "maxLength":
+                b2 = replace(b, min_len=0, max_len=None)
+                comps2: list = []
+                return self.string_content(comps2, self.string_formula(b2, comps2), b2)
+            return ANY_STRING
+        result = NOTHING if dfa.empty else (charlang.DFA_LEAF, dfa, 0)
+        self.string_memo[key] = result
+        self.keep.append(dfa)
+        return result
+
+    def _shrink_components(self, comps: list, f):
+        """Minimise each component that is not a plain length counter, and
+        replace components accepting everything / nothing by constants."""
+        out = []
+        consts: dict[int, bool] = {}
+        for i, c in enumerate(comps):
+            if c[0] == "rep" and c[1] == charlang.ANY_CHAR:
+                out.append(c)
+                continue
+            hit = self.shrink_memo.get(id(c))
+            if hit is None or hit[0] is not c:
+                dfa = charlang.minimize(charlang.dfa_of(c, max_states=MAX_STRING_STATES))
+                if dfa.empty:
+                    r = False
+                elif charlang.is_universal(dfa):
+                    r = True
+                else:
+                    r = (charlang.DFA_LEAF, dfa, 0)
+                hit = self.shrink_memo[id(c)] = (c, r)
+            r = hit[1]
+            if isinstance(r, bool):
+                consts[i] = r
+                out.append(c)
+            else:
+                out.append(r)
+        return out, _subst(f, consts)
+
+    def key_language(self, b: Branch, names: list, pats: list, inside: list, outside: list) -> ir.Expr:
+        """Keys that are not declared names, satisfy propertyNames, match the
+        patterns ``inside`` and none of ``outside`` (indices into pats)."""
+        nk = tuple(names)
+        not_in = self.not_in_memo.get(nk)
+        if not_in is None:
+            not_in = self.not_in_memo[nk] = _not_in(names)
+        comps: list = [not_in]
+        parts: list = [("var", 0)]
+        for i in inside:
+            comps.append(self.pattern(pats[i][0], pats[i][2]))
+            parts.append(("var", len(comps) - 1))
+        for i in outside:
+            comps.append(self.pattern(pats[i][0], pats[i][2]))
+            parts.append(("not", ("var", len(comps) - 1)))
+        pn = self.names_formula(b, comps)
+        if pn is False:
+            return NOTHING
+        if pn is not True:
+            parts.append(pn)
+        f = parts[0] if len(parts) == 1 else ("and",) + tuple(parts)
+        return self.string_content(comps, f, None)
+
+    def names_formula(self, b: Branch, comps: list):
+        """propertyNames as a formula over comps (True: unconstrained)."""
+        result = []
+        for s in b.prop_names:
+            options = []
+            for nb in self.normalize(s):
+                if "string" not in nb.types:
+                    continue
+                f = self.string_formula(nb, comps)
+                if f is True:
+                    options = None
+                    break
+                options.append(f)
+            if options is None:
+                continue
+            if not options:
+                return False
+            result.append(options[0] if len(options) == 1 else ("or",) + tuple(options))
+        if not result:
+            return True
+        return result[0] if len(result) == 1 else ("and",) + tuple(result)
