@@ -736,3 +736,31 @@ def test_unknown_formats_option():
     # a specification format we do not enforce stays unsupported
     with pytest.raises(UnsupportedSchemaError):
         json_schema_to_grammar({"type": "string", "format": "idn-email"}, unknown_formats="ignore")
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-50, 50) | st.floats(-1e3, 1e3, allow_nan=False) | st.text(max_size=4),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from("abcxy"), children, max_size=4),
+    max_leaves=8,
+)
+_MIXED = {
+    "type": "object",
+    "properties": {
+        "a": {"type": "integer", "minimum": 0},
+        "b": {"type": "array", "items": {"type": "string", "maxLength": 2}, "maxItems": 2},
+        "c": {"enum": [None, True, "x", [1]]},
+    },
+    "required": ["a"],
+    "additionalProperties": {"type": ["number", "null"]},
+}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.fixed_dictionaries({"a": _JSON}, optional={"b": _JSON, "c": _JSON, "x": _JSON, "y": _JSON}) | _JSON)
+def test_generated_instances_match_jsonschema(value):
+    valid = validator(_MIXED).is_valid(value)
+    got = accepts(_MIXED, value)
+    assert not (got and not valid), value
+    text = json.dumps(value)
+    if valid and "e" not in text.replace("true", "").replace("false", ""):
+        assert got, value
