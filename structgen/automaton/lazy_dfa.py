@@ -40,6 +40,7 @@ import numpy as np
 from structgen.errors import GrammarError, GrammarTooLargeError
 from structgen.grammar.graph import strongly_connected_components
 from structgen.grammar.ir import Expr, Grammar
+from structgen.grammar.ir import nodes as ir_nodes
 
 # Node kinds.
 _NOTHING, _EPS, _BYTES, _SEQ, _ALT, _REP, _REF = range(7)
@@ -459,15 +460,8 @@ def _byte_classes(grammar: Grammar) -> tuple[np.ndarray, int]:
     """Partition 0..255 into classes of bytes that every byte set treats alike."""
     sig = [0] * 256
     seen: dict[tuple, int] = {}
-    stack = list(grammar.rules.values())
-    visited: set[int] = set()
-    while stack:
-        e = stack.pop()
-        if id(e) in visited:
-            continue
-        visited.add(id(e))
-        kind = e[0]
-        if kind == "bytes":
+    for e in ir_nodes(*grammar.rules.values()):
+        if e[0] == "bytes":
             ranges = e[1]
             bit = seen.get(ranges)
             if bit is None:
@@ -475,10 +469,6 @@ def _byte_classes(grammar: Grammar) -> tuple[np.ndarray, int]:
                 for lo, hi in ranges:
                     for b in range(lo, hi + 1):
                         sig[b] |= bit
-        elif kind in ("seq", "alt"):
-            stack.extend(e[1])
-        elif kind == "rep":
-            stack.append(e[1])
     classes: dict[int, int] = {}
     out = np.empty(256, dtype=np.int32)
     for b in range(256):

@@ -389,7 +389,7 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         visited: set[int] = set()
         while stack:
             name = stack.pop()
-            for r in _refs(rules[name], visited):
+            for r in ir.iter_refs(rules[name], seen=visited):
                 if r not in seen and r in good:
                     seen.add(r)
                     stack.append(r)
@@ -998,24 +998,6 @@ def _prune(e: ir.Expr, bad: set, memo: dict) -> ir.Expr:
         r = e
     memo[id(e)] = r
     return r
-
-
-def _refs(e: ir.Expr, visited: set) -> list:
-    out = []
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        if id(x) in visited:
-            continue
-        visited.add(id(x))
-        k = x[0]
-        if k == "ref":
-            out.append(x[1])
-        elif k in ("seq", "alt"):
-            stack.extend(x[1])
-        elif k == "rep":
-            stack.append(x[1])
-    return out
 
 
 def _small(e: ir.Expr, limit: int) -> bool:

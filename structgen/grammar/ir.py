@@ -25,7 +25,7 @@ Node shapes (first element is the kind):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from structgen.grammar import utf8
 from structgen.grammar.graph import merge_ranges
@@ -152,35 +152,28 @@ class Grammar:
 
     def size(self) -> int:
         """Number of distinct IR nodes over all rules (shared nodes count once)."""
-        seen: set[int] = set()
-        stack = list(self.rules.values())
-        while stack:
-            e = stack.pop()
-            if id(e) in seen:
-                continue
-            seen.add(id(e))
-            if e[0] in ("seq", "alt"):
-                stack.extend(e[1])
-            elif e[0] == "rep":
-                stack.append(e[1])
-        return len(seen)
+        return sum(1 for _ in nodes(*self.rules.values()))
 
 
-def iter_refs(e: Expr) -> Sequence[str]:
-    """Names of all rules referenced anywhere in ``e`` (shared nodes visited once)."""
-    found: list[str] = []
-    seen: set[int] = set()
-    stack = [e]
+def nodes(*roots: Expr, seen: set[int] | None = None) -> Iterator[Expr]:
+    """Every distinct node reachable from ``roots``, each once (grammars are
+    DAGs: frontends share sub-expressions). Pass ``seen`` to skip nodes already
+    visited by an earlier walk. Rule references are not followed."""
+    seen = set() if seen is None else seen
+    stack = list(roots)
     while stack:
         x = stack.pop()
         if id(x) in seen:
             continue
         seen.add(id(x))
+        yield x
         kind = x[0]
-        if kind == "ref":
-            found.append(x[1])
-        elif kind in ("seq", "alt"):
+        if kind in ("seq", "alt"):
             stack.extend(x[1])
         elif kind == "rep":
             stack.append(x[1])
-    return found
+
+
+def iter_refs(e: Expr, seen: set[int] | None = None) -> Sequence[str]:
+    """Names of all rules referenced in ``e`` (see :func:`nodes` for ``seen``)."""
+    return [x[1] for x in nodes(e, seen=seen) if x[0] == "ref"]
