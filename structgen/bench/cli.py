@@ -49,6 +49,7 @@ def _add_commands(sub) -> None:
     m.add_argument("--out", default=None, help="output directory (default: benchmarks/results/maskbench-DATE)")
     m.add_argument("--compare", default=None, help="a baseline CSV (file,strict,lenient) to compare llguidance's outcomes with")
     m.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    m.add_argument("--note", action="append", default=[], help="a remark to print in the report (repeatable)")
     m.set_defaults(func=cmd_masks)
 
     t = sub.add_parser(
@@ -108,6 +109,7 @@ def cmd_masks(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         compare=args.compare,
         plot=not args.no_plot,
+        notes=args.note,
     )
     print(f"report: {Path(out) / 'summary.md'}")
     return 0

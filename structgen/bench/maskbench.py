@@ -593,6 +593,7 @@ def run_masks(
     progress: bool = True,
     compare: str | None = None,
     plot: bool = True,
+    notes: list[str] | None = None,
 ) -> Path:
     """``structgen bench masks``: run, then write the report into ``out``."""
     from structgen.bench import report
@@ -624,6 +625,8 @@ def run_masks(
         if prev.get("files") != config["files"]:
             print("warning: --resume with a different schema selection than the original run", file=sys.stderr)
         config["engines"] = list(dict.fromkeys(prev.get("engines", []) + names))
+        config["notes"] = list(prev.get("notes") or [])
+    config["notes"] = list(dict.fromkeys((config.get("notes") or []) + list(notes or [])))
     cfg_path.write_text(json.dumps(config, indent=1) + "\n")
     report.record_machine(out, tokenizer, names)
     records = run_tasks(

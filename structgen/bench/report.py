@@ -445,6 +445,13 @@ def write_masks_report(out: Path, records: list[dict], config: dict, *, compare:
         "one thread. Method: DESIGN.md \"What fast means\" (json.dumps instances, no BOS, flexible whitespace; "
         "TTFM = compile + first mask; TBM = every later mask, the final EOS mask included; times in µs). "
         "Engines: " + ", ".join(f"{e} {_engine_version(e)}" for e in engines) + ".\n",
+    ]
+    notes = config.get("notes") or []
+    if isinstance(notes, str):
+        notes = [notes]
+    if notes:
+        parts += ["Notes:\n", "\n".join(f"- {n}" for n in notes) + "\n"]
+    parts += [
         main_table(summaries),
         "\n### Passing rate per source\n",
         source_table(summaries),
