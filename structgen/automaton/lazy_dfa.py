@@ -75,7 +75,7 @@ class LazyDFA:
         self._args: list[tuple] = []
         self._nullable: list[bool] = []
         self._intern: dict[tuple, int] = {}
-        self._rule_body: list[int] = [0] * len(self._rule_index)
+        self._rule_body: list[int | None] = [None] * len(self._rule_index)
         self._rule_nullable = [False] * len(self._rule_index)
         self._deriv_memo: dict[int, int] = {}
         self._first_of: list[int | None] = []
@@ -93,7 +93,7 @@ class LazyDFA:
         self._state_for(0)
         self.table[DEAD, :] = DEAD
         self._complete_rows.add(DEAD)
-        self.start = self._state_for(self._rule_body[self._rule_index[grammar.start]])
+        self.start = self._state_for(self._body(self._rule_index[grammar.start]))
 
     # ------------------------------------------------------------------ nodes
     def _mk(self, key: tuple, nullable: bool) -> int:
@@ -192,64 +192,104 @@ class LazyDFA:
         return node
 
     def _load_rules(self, grammar: Grammar) -> None:
-        """Intern the rule bodies, then fix rule nullability, drop rules with an
-        empty language (so no state is ever a dead end that is not ``DEAD``) and
-        reject left recursion (it would make derivation loop forever)."""
+        """Fix rule nullability, drop rules with an empty language (so no state
+        is ever a dead end that is not ``DEAD``) and reject undefined rules and
+        left recursion (it would make derivation loop forever). Rule bodies are
+        interned later, when a derivative first reaches them, so a big schema
+        pays only for the rules a generation visits."""
         self._unproductive: set[int] = set()
         bodies = list(grammar.rules.values())
         refs_memo: dict[int, frozenset] = {}
-        edges = [sorted(self._rule_index[n] for n in _refs_of(b, refs_memo) if n in self._rule_index) for b in bodies]
+        refs = [_refs_of(b, refs_memo) for b in bodies]
+        for name, names in zip(grammar.rules, refs):
+            undefined = sorted(n for n in names if n not in self._rule_index)
+            if undefined:
+                raise GrammarError(f"rule {name!r} refers to undefined rule {undefined[0]!r}")
+        edges = [sorted(self._rule_index[n] for n in names) for names in refs]
         components = strongly_connected_components(edges)
         self._rule_nullable = _rule_fixpoint(bodies, self._rule_index, edges, components, nullable=True)
         productive = _rule_fixpoint(bodies, self._rule_index, edges, components, nullable=False)
         self._unproductive = {i for i, ok in enumerate(productive) if not ok}
-        memo: dict[int, int] = {}  # by id(): the grammar keeps every IR node alive meanwhile
-        for name, body in grammar.rules.items():
-            self._rule_body[self._rule_index[name]] = self._from_ir(body, memo)
-        self._check_left_recursion()
+        self._rule_ir = bodies
+        self._ir_memo: dict[int, int] = {}  # by id(): the grammar keeps every IR node alive
+        self._check_left_recursion(bodies)
 
-    def _check_left_recursion(self) -> None:
-        first: list[set[int]] = []
-        for body in self._rule_body:
-            first.append(self._leading_refs(body))
+    def _body(self, rule: int) -> int:
+        """The interned body of ``rule``, interned on first use."""
+        node = self._rule_body[rule]
+        if node is None:
+            node = self._rule_body[rule] = self._from_ir(self._rule_ir[rule], self._ir_memo)
+        return node
+
+    def _check_left_recursion(self, bodies: list[Expr]) -> None:
+        nullable_memo: dict[int, bool] = {}
+        leading_memo: dict[int, frozenset] = {}
+        first = [self._leading_refs(b, nullable_memo, leading_memo) for b in bodies]
         names = list(self._rule_index)
         state = [0] * len(first)  # 0 new, 1 on stack, 2 done
-
-        def visit(r: int, path: list[int]) -> None:
-            state[r] = 1
-            for nxt in first[r]:
+        for root in range(len(first)):
+            if state[root]:
+                continue
+            path = [root]
+            work = [iter(sorted(first[root]))]
+            state[root] = 1
+            while work:
+                nxt = next(work[-1], None)
+                if nxt is None:
+                    state[path.pop()] = 2
+                    work.pop()
+                    continue
                 if state[nxt] == 1:
-                    cycle = " -> ".join(names[x] for x in path[path.index(nxt):] + [nxt]) if nxt in path else names[nxt]
+                    cycle = " -> ".join(names[x] for x in path[path.index(nxt):] + [nxt])
                     raise GrammarError(f"left recursion through rules {cycle}: a rule reaches itself without consuming input")
                 if state[nxt] == 0:
-                    visit(nxt, path + [nxt])
-            state[r] = 2
+                    state[nxt] = 1
+                    path.append(nxt)
+                    work.append(iter(sorted(first[nxt])))
 
-        for r in range(len(first)):
-            if state[r] == 0:
-                visit(r, [r])
+    def _leading_refs(self, e: Expr, nullable_memo: dict, memo: dict) -> frozenset:
+        """Indices of the rules ``e`` can reach without consuming a byte."""
+        got = memo.get(id(e))
+        if got is not None:
+            return got
+        kind = e[0]
+        if kind == "ref":
+            r = frozenset((self._rule_index[e[1]],))
+        elif kind == "seq":
+            acc: set[int] = set()
+            for part in e[1]:
+                acc |= self._leading_refs(part, nullable_memo, memo)
+                if not self._ir_nullable(part, nullable_memo):
+                    break
+            r = frozenset(acc)
+        elif kind == "alt":
+            r = frozenset().union(*(self._leading_refs(x, nullable_memo, memo) for x in e[1]))
+        elif kind == "rep":
+            r = self._leading_refs(e[1], nullable_memo, memo)
+        else:
+            r = _NO_REFS
+        memo[id(e)] = r
+        return r
 
-    def _leading_refs(self, root: int) -> set[int]:
-        out: set[int] = set()
-        stack, seen = [root], set()
-        while stack:
-            n = stack.pop()
-            if n in seen:
-                continue
-            seen.add(n)
-            k = self._kind[n]
-            if k == _REF:
-                out.add(self._args[n][0])
-            elif k == _SEQ:
-                head, tail = self._args[n]
-                stack.append(head)
-                if self._nullable[head]:
-                    stack.append(tail)
-            elif k == _ALT:
-                stack.extend(self._args[n][0])
-            elif k == _REP:
-                stack.append(self._args[n][0])
-        return out
+    def _ir_nullable(self, e: Expr, memo: dict) -> bool:
+        got = memo.get(id(e))
+        if got is not None:
+            return got
+        kind = e[0]
+        if kind == "eps":
+            r = True
+        elif kind == "seq":
+            r = all(self._ir_nullable(x, memo) for x in e[1])
+        elif kind == "alt":
+            r = any(self._ir_nullable(x, memo) for x in e[1])
+        elif kind == "rep":
+            r = e[2] == 0 or self._ir_nullable(e[1], memo)
+        elif kind == "ref":
+            r = self._rule_nullable[self._rule_index[e[1]]]
+        else:
+            r = False
+        memo[id(e)] = r
+        return r
 
     # ------------------------------------------------------------ derivatives
     def _first(self, n: int) -> int:
@@ -275,7 +315,7 @@ class LazyDFA:
         elif k == _REP:
             f = self._first(self._args[n][0])
         elif k == _REF:
-            f = self._first(self._rule_body[self._args[n][0]])
+            f = self._first(self._body(self._args[n][0]))
         else:
             f = 0
         if n >= len(self._first_of):
@@ -306,7 +346,7 @@ class LazyDFA:
             e, lo, hi = self._args[n]
             r = self._seq(self._deriv(e, c), self._rep(e, max(lo - 1, 0), None if hi is None else hi - 1))
         elif k == _REF:
-            r = self._deriv(self._rule_body[self._args[n][0]], c)
+            r = self._deriv(self._body(self._args[n][0]), c)
         else:
             r = 0
         self._deriv_memo[key] = r
@@ -483,12 +523,15 @@ def _rule_fixpoint(bodies: list[Expr], index: dict[str, int], edges: list[list[i
     Rules are evaluated in dependency order (strongly connected components of
     the reference graph, callees first), so a rule's value is final when it is
     read and one memo by node identity serves the whole grammar. Only rules
-    inside a recursive component are iterated to their fixpoint."""
+    inside a recursive component are iterated to their fixpoint; what they
+    compute joins the shared memo once the component is final."""
     value = [False] * len(index)
     memo: dict[int, bool] = {}
 
     def ev(e: Expr, local: dict[int, bool]) -> bool:
-        got = local.get(id(e))
+        got = memo.get(id(e))
+        if got is None:
+            got = local.get(id(e))
         if got is not None:
             return got
         kind = e[0]
@@ -515,9 +558,9 @@ def _rule_fixpoint(bodies: list[Expr], index: dict[str, int], edges: list[list[i
             value[component[0]] = ev(bodies[component[0]], memo)
             continue
         changed = True
-        while changed:  # recursive component: iterate with a fresh memo for its bodies
+        while changed:  # recursive component: iterate, its own results kept apart until final
             changed = False
-            local = dict(memo)
+            local: dict[int, bool] = {}
             for i in component:
                 if not value[i] and ev(bodies[i], local):
                     value[i] = changed = True
