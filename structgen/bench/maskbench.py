@@ -494,6 +494,13 @@ def load_records(path: Path) -> list[dict]:
     return out
 
 
+def check_out(out: Path, resume: bool) -> None:
+    """Refuse to mix a new run into a directory that has results, unless resuming."""
+    results = Path(out) / RESULTS
+    if not resume and results.exists() and results.stat().st_size:
+        raise SystemExit(f"{results} already has results: pass --resume to continue that run, or choose another --out")
+
+
 def run_tasks(
     tasks: list[dict],
     *,
@@ -510,9 +517,8 @@ def run_tasks(
     ``out/results.jsonl``. Returns all records (earlier ones included)."""
     out.mkdir(parents=True, exist_ok=True)
     results = out / RESULTS
+    check_out(out, resume)
     old = load_records(results)
-    if old and not resume:
-        raise SystemExit(f"{results} already has results: pass --resume to continue that run, or choose another --out")
     done = {(r.get("key"), r.get("engine")) for r in old}
     todo = [t for t in tasks if (t["key"], t["engine"]) not in done]
     for k, v in THREAD_ENV.items():
@@ -606,6 +612,7 @@ def run_masks(
     n_all = len(files)
     if sample:
         files = stratified_sample(files, sample, seed)
+    check_out(out, resume)
     out.mkdir(parents=True, exist_ok=True)
     config = {
         "command": "masks",

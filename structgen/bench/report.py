@@ -366,6 +366,20 @@ def compare_csv(records: list[dict], csv_path: str, engine: str = "llguidance", 
             f"- {eng} here vs the baseline's `{col}` column ({csv_path}): same outcome on {same}/{len(pairs)} schemas"
             + ("; differences (baseline → here): " + ", ".join(f"{k}: {v}" for k, v in diff.most_common()) if diff else "")
         )
+    for eng in sorted({r.get("engine") for r in records if str(r.get("engine", "")).startswith("structgen")}):
+        pairs = [(r.get("status"), base[r["key"]].get(column)) for r in records if r.get("engine") == eng and r["key"] in base]
+        if not pairs:
+            continue
+        mine = sum(a == "passing" for a, _ in pairs)
+        theirs = sum(b == "passing" for _, b in pairs)
+        only_mine = Counter(b for a, b in pairs if a == "passing" and b != "passing")
+        only_theirs = Counter(a for a, b in pairs if a != "passing" and b == "passing")
+        lines.append(
+            f"- {eng} here vs the baseline's llguidance `{column}` outcomes on the same {len(pairs)} schemas: "
+            f"{eng} passes {mine}, llguidance passed {theirs}; {sum(only_mine.values())} pass only with {eng} "
+            f"(llguidance: {', '.join(f'{k} {v}' for k, v in only_mine.most_common()) or '–'}), "
+            f"{sum(only_theirs.values())} only with llguidance ({eng}: {', '.join(f'{k} {v}' for k, v in only_theirs.most_common()) or '–'})"
+        )
     return "\n".join(lines)
 
 

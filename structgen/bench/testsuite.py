@@ -17,7 +17,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from structgen.bench.maskbench import resolve_engines, run_tasks
+from structgen.bench.maskbench import check_out, resolve_engines, run_tasks
 from structgen.bench.report import _pct, machine_markdown, record_machine
 
 
@@ -137,6 +137,7 @@ def run_testsuite(
     out = Path(out)
     names = resolve_engines(engines, warn=lambda m: print(m, file=sys.stderr))
     tasks = suite_tasks(path, names, optional=optional)
+    check_out(out, resume)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(
         json.dumps({"command": "testsuite", "path": str(path), "engines": names, "tokenizer": tokenizer, "timeout_s": timeout, "optional": optional}, indent=1)
