@@ -737,7 +737,7 @@ class _DfaIR:
         x = self.enc_memo.get(r)
         if x is None:
             x = self.enc_memo[r] = self.enc(r)
-            self.enc_size[r] = _tree_size(x, 1000)
+            self.enc_size[r] = min(ir.tree_size(x, 1000), 1000)
         return x
 
     def _target(self, t: int) -> tuple[Expr, int]:
@@ -767,21 +767,6 @@ class _DfaIR:
         if start in self.names:
             return ir.ref(self.names[start])
         return self.memo[start]
-
-
-def _tree_size(e: Expr, limit: int) -> int:
-    """Node count of the expression tree, counting at most ``limit``."""
-    count = 0
-    stack = [e]
-    while stack and count < limit:
-        x = stack.pop()
-        count += 1
-        k = x[0]
-        if k in ("seq", "alt"):
-            stack.extend(x[1])
-        elif k == "rep":
-            stack.append(x[1])
-    return count
 
 
 class RuleSink:

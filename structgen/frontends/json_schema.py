@@ -1002,16 +1002,4 @@ def _prune(e: ir.Expr, bad: set, memo: dict) -> ir.Expr:
 
 def _small(e: ir.Expr, limit: int) -> bool:
     """Is the expression tree at most ``limit`` nodes (refs count as one)?"""
-    count = 0
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        count += 1
-        if count > limit:
-            return False
-        k = x[0]
-        if k in ("seq", "alt"):
-            stack.extend(x[1])
-        elif k == "rep":
-            stack.append(x[1])
-    return True
+    return ir.tree_size(e, limit) <= limit

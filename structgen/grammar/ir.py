@@ -174,6 +174,21 @@ def nodes(*roots: Expr, seen: set[int] | None = None) -> Iterator[Expr]:
             stack.append(x[1])
 
 
+def tree_size(e: Expr, limit: int) -> int:
+    """Node count of ``e`` expanded as a tree (shared nodes count each time,
+    rule references count as one), counting at most ``limit + 1``."""
+    count = 0
+    stack = [e]
+    while stack and count <= limit:
+        x = stack.pop()
+        count += 1
+        if x[0] in ("seq", "alt"):
+            stack.extend(x[1])
+        elif x[0] == "rep":
+            stack.append(x[1])
+    return count
+
+
 def iter_refs(e: Expr, seen: set[int] | None = None) -> Sequence[str]:
     """Names of all rules referenced in ``e`` (see :func:`nodes` for ``seen``)."""
     return [x[1] for x in nodes(e, seen=seen) if x[0] == "ref"]
