@@ -8,12 +8,14 @@ state visited while reading sample documents.
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
 import pytest
 
 from structgen.automaton.lazy_dfa import DEAD
+from structgen.compile import compile_json_schema
 from structgen.grammar import ir
 from structgen.index.token_index import TokenArrays
 from structgen.matcher import CompiledGrammar
@@ -124,3 +126,36 @@ def test_token_arrays_trie_is_consistent():
             assert len(hit) == 1
             node = int(hit[0])
         assert a.node_term[node] == pos
+
+
+KEY_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "nummer": {"type": "integer"},
+        "ünïcode": {"type": "string", "maxLength": 3},
+        "日付": {"type": "string"},
+    },
+    "additionalProperties": {"type": "string", "minLength": 2},
+}
+KEY_DOCS = [
+    {"name": "Zoë", "nummer": -3, "ünïcode": "abc", "日付": "今日"},
+    {"extra é": "xy", "日本": "語\"q", "n": "ab", "name": "a b"},
+]
+
+
+@pytest.mark.parametrize("tokenizer_name", ["llama3", "mistral_sp"])
+def test_key_and_value_starts_match_brute_force(tokenizer_name):
+    """Object key starts and non-looping string starts (minLength) take the
+    route that settles first-level trie nodes with another state's breaker
+    plan; declared names, UTF-8 lead bytes and free keys must all come out
+    exactly as the brute force walk says."""
+    tokenizer = tokenizers.ALL[tokenizer_name]()
+    grammar = compile_json_schema(KEY_SCHEMA, tokenizer, whitespace="flexible")
+    for doc in KEY_DOCS:
+        text = json.dumps(doc, ensure_ascii=False)
+        m = grammar.matcher()
+        for tok in tokenizer.encode(text, add_special_tokens=False):
+            assert np.array_equal(m.allowed_mask(), brute_force_mask(grammar, m.state)), m.state
+            assert m.advance(tok)
+        assert m.is_accepting()

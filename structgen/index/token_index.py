@@ -35,6 +35,9 @@ _ARRAYS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _CONTINUATION = (0x80, 0xBF)
 # Below this many tokens a looping trie node is settled token by token.
 _SMALL_SUBTREE = 64
+# A state reached by this many nodes of one trie level gets its full
+# transition row computed, so the whole-subtree shortcut can settle them.
+_SHARED_STATE = 8
 # Above this many breakers the inverted route costs more than the trie walk.
 _MAX_BREAKERS = 30_000
 # Distinct loop signatures whose breaker plans are kept per vocabulary.
@@ -272,14 +275,22 @@ class TokenIndex:
         a = self.arrays
         if state == DEAD:
             return np.zeros(a.size, dtype=bool)
-        outside, utf8_loops, loop_bytes = self._loop_bytes(state)
-        plan = a.breaker_plan(outside, utf8_loops, loop_bytes)
+        plan = self._plan(state)
         if plan is not None:
-            allowed = plan.allowed.copy()
-            alive = self._walk_rest(np.full(len(plan.tokens), state, dtype=np.int64), plan.start, plan.end)
-            allowed[a.ids[plan.tokens[alive]]] = True
-            return allowed
+            return self._breaker_allowed(state, plan)
         return np.append(self.allowed_positions(state), False)[a.position_of_id]
+
+    def _plan(self, state: int) -> "BreakerPlan | None":
+        outside, utf8_loops, loop_bytes = self._loop_bytes(state)
+        return self.arrays.breaker_plan(outside, utf8_loops, loop_bytes)
+
+    def _breaker_allowed(self, state: int, plan: BreakerPlan) -> np.ndarray:
+        """Boolean array over token ids, by the breaker route."""
+        a = self.arrays
+        allowed = plan.allowed.copy()
+        alive = self._walk_rest(np.full(len(plan.tokens), state, dtype=np.int64), plan.start, plan.end)
+        allowed[a.ids[plan.tokens[alive]]] = True
+        return allowed
 
     def allowed_positions(self, state: int) -> np.ndarray:
         """Boolean array over :class:`TokenArrays` positions: which regular
@@ -287,8 +298,9 @@ class TokenIndex:
 
         Walks the token trie breadth-first, all nodes of a level in one array
         step; a dead prefix prunes everything below it. Nodes whose state ``t``
-        loops (the node's byte led back to its parent's state, or to
-        ``state``) are settled without descending:
+        probably loops (the node's byte led back to its parent's state, or to
+        ``state``, or many nodes of the level reached ``t``: the first byte of
+        a string's contents) are settled without descending where possible:
 
         - *whole-subtree shortcut*: ``t`` loops on every byte used below the
           node, so every token below stays in ``t`` and is allowed. That settles
@@ -305,12 +317,18 @@ class TokenIndex:
         row = dfa.complete_row(state)
         nodes = np.arange(a.child_start[0], a.child_start[1])
         cur = row[a.node_byte[nodes]].astype(np.int64)
+        nodes, cur = self._enter_strings(nodes, cur, allowed)
         parent_state = np.full(len(nodes), state, dtype=np.int64)
         depth = 1
         while len(nodes):
             keep = cur != DEAD
             nodes, cur, parent_state = nodes[keep], cur[keep], parent_state[keep]
             looping = (cur == parent_state) | (cur == state)
+            if len(cur) >= _SHARED_STATE:
+                shared, counts = np.unique(cur, return_counts=True)
+                shared = shared[counts >= _SHARED_STATE]
+                if len(shared):
+                    looping |= np.isin(cur, shared)
             if looping.any():
                 settled = self._settle_looping(nodes, cur, looping, depth, allowed)
                 nodes, cur = nodes[~settled], cur[~settled]
@@ -328,13 +346,45 @@ class TokenIndex:
             depth += 1
         return allowed.result()
 
+    def _enter_strings(self, nodes, cur, allowed: "_RangeMarks"):
+        """Settle the first-level nodes whose byte enters string contents.
+        ``t`` is a state that many first bytes lead to and that has a breaker
+        plan (the opening of a free-form key or value). Where ``state`` and
+        ``t`` go to the same state on a node's byte (``t`` loops on it, or
+        both start the same UTF-8 character), walking a token from ``state``
+        equals walking it whole from ``t``: the breaker route of ``t``
+        answers for all those nodes at once. Returns the nodes left to walk."""
+        a = self.arrays
+        if len(cur) < _SHARED_STATE:
+            return nodes, cur
+        shared, counts = np.unique(cur, return_counts=True)
+        left = np.ones(len(nodes), dtype=bool)
+        for t in shared[(counts >= _SHARED_STATE) & (shared != DEAD)].tolist():
+            plan = self._plan(t)
+            if plan is None:
+                continue
+            sel = left & (cur == self.dfa.complete_row(t)[a.node_byte[nodes]])
+            if not sel.any():
+                continue
+            by_position = self._breaker_allowed(t, plan)[a.ids]
+            allowed.copy_ranges(a.node_lo[nodes[sel]], a.node_hi[nodes[sel]], by_position)
+            left &= ~sel
+        return nodes[left], cur[left]
+
     def _settle_looping(self, nodes, cur, looping, depth: int, allowed: "_RangeMarks") -> np.ndarray:
         """Settle what the looping shortcuts can (see :meth:`allowed_positions`);
         mark the allowed tokens in ``allowed`` and return which nodes need no
-        further walking."""
+        further walking.
+
+        A state shared by many nodes is worth its full transition row: the
+        whole-subtree test then settles them in one step. A node that test
+        leaves open is walked token by token if its subtree is small."""
         a = self.arrays
         settled = np.zeros(len(nodes), dtype=bool)
         idx = np.flatnonzero(looping)
+        shared, counts = np.unique(cur[idx], return_counts=True)
+        self._settle_whole(nodes, cur, idx, shared[counts >= _SHARED_STATE], settled, allowed)
+        idx = idx[~settled[idx]]
         lo, hi = a.node_lo[nodes[idx]], a.node_hi[nodes[idx]]
         small = hi - lo <= _SMALL_SUBTREE
         if small.any():
@@ -346,17 +396,23 @@ class TokenIndex:
             allowed.tokens(tokens[alive])
             settled[idx[small]] = True
             idx = idx[~small]
-        states = cur[idx]
-        for t in np.unique(states).tolist():
+        self._settle_whole(nodes, cur, idx, np.unique(cur[idx]), settled, allowed)
+        return settled
+
+    def _settle_whole(self, nodes, cur, idx, states, settled, allowed: "_RangeMarks") -> None:
+        """Whole-subtree shortcut for the nodes ``idx`` whose state is one of
+        ``states``: allowed (and settled) when the state loops on every byte
+        used below the node."""
+        a = self.arrays
+        for t in states.tolist():
             outside, utf8_loops, _ = self._loop_bytes(t)
-            sel = idx[states == t]
+            sel = idx[cur[idx] == t]
             below = nodes[sel]
             whole = ~(a.subtree_bytes[below] & outside).any(axis=1)
             if utf8_loops:
                 whole &= a.subtree_utf8[below]
             allowed.ranges(a.node_lo[below[whole]], a.node_hi[below[whole]])
             settled[sel[whole]] = True
-        return settled
 
     def _walk_rest(self, cur: np.ndarray, pos: np.ndarray, end: np.ndarray) -> np.ndarray:
         """Walk the flat bytes ``[pos[i], end[i])`` from state ``cur[i]`` for
@@ -432,6 +488,13 @@ class _RangeMarks:
         # Ranges are subtrees of distinct trie nodes: disjoint, so each bound is unique.
         self._open[lo] = 1
         self._close[hi] = 1
+
+    def copy_ranges(self, lo: np.ndarray, hi: np.ndarray, source: np.ndarray) -> None:
+        """Within the (disjoint) ranges, take the positions ``source`` allows."""
+        inside = np.zeros(len(self._single) + 1, dtype=np.int8)
+        inside[lo] = 1
+        inside[hi] -= 1
+        self._single |= (np.cumsum(inside[:-1], dtype=np.int32) > 0) & source
 
     def result(self) -> np.ndarray:
         inside = np.cumsum(self._open[:-1] - self._close[:-1], dtype=np.int32) > 0
