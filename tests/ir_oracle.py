@@ -6,7 +6,8 @@ expression starting at that position can end. Slow, but easy to check by eye.
 
 - :func:`matches` -- is ``data`` in the language?
 - :func:`can_extend` -- is ``data`` a prefix of some string in the language?
-  (what a constrained decoder must keep allowing)
+  (what a constrained decoder must keep allowing); not for grammars with
+  intersections, whose emptiness this oracle cannot decide
 
 Left recursion is not supported (the automaton rejects it too): the oracle
 raises ``ValueError`` if it meets a rule at the same position it is already
@@ -29,7 +30,7 @@ class _Oracle:
         self.partial_memo: dict[tuple[int, int], bool] = {}
         self.in_progress: set[tuple[int, int]] = set()
         self.keep: list[Expr] = []  # memo keys are ids: keep every keyed object alive
-        self.productive = self._productive_rules()
+        self._productive: set[str] | None = None  # computed on first need (not for intersections)
 
     # ------------------------------------------------------------ productivity
 
@@ -55,6 +56,8 @@ class _Oracle:
             return all(self._prod(x, good) for x in e[1])
         if kind == "alt":
             return any(self._prod(x, good) for x in e[1])
+        if kind == "and":
+            raise ValueError("the oracle cannot decide emptiness of an intersection; use matches() only")
         if kind == "rep":
             return e[2] == 0 or self._prod(e[1], good)
         if kind == "ref":
@@ -62,7 +65,9 @@ class _Oracle:
         raise ValueError(f"unknown IR node {kind!r}")
 
     def nonempty(self, e: Expr) -> bool:
-        return self._prod(e, self.productive)
+        if self._productive is None:
+            self._productive = self._productive_rules()
+        return self._prod(e, self._productive)
 
     # ------------------------------------------------------------ ends
 
@@ -102,6 +107,8 @@ class _Oracle:
             return cur
         if kind == "alt":
             return {q for x in e[1] for q in self.ends(x, pos)}
+        if kind == "and":
+            return set.intersection(*(set(self.ends(x, pos)) for x in e[1]))
         if kind == "rep":
             out: set[int] = set()
             for count, level in self._rep_levels(e, pos):

@@ -7,6 +7,8 @@ prefix must stay alive exactly when the oracle says it can be extended.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,9 +32,9 @@ def leaf():
     )
 
 
-def expressions():
+def expressions(leaves=None):
     return st.recursive(
-        leaf(),
+        leaf() if leaves is None else leaves,
         lambda sub: st.one_of(
             st.lists(sub, min_size=1, max_size=3).map(lambda xs: ir.seq(*xs)),
             st.lists(sub, min_size=1, max_size=3).map(lambda xs: ir.alt(*xs)),
@@ -62,6 +64,55 @@ def test_dfa_agrees_with_oracle(start, inner, samples):
         state = run(dfa, data)
         assert (state != DEAD) == can_extend(g, data), data
         assert (state != DEAD and dfa.is_accepting(state)) == matches(g, data), data
+
+
+def completion(dfa: LazyDFA, state: int) -> bytes | None:
+    """A shortest byte string leading from ``state`` to acceptance."""
+    paths = {state: b""}
+    frontier = [state]
+    while frontier:
+        nxt = []
+        for s in frontier:
+            if dfa.is_accepting(s):
+                return paths[s]
+            row = dfa.complete_row(s)
+            for b in range(256):
+                t = int(row[b])
+                if t != DEAD and t not in paths:
+                    paths[t] = paths[s] + bytes([b])
+                    nxt.append(t)
+        frontier = nxt
+    return None
+
+
+REGULAR_LEAVES = st.sampled_from([ir.literal("a"), ir.literal("b"), ir.literal("ab"), ir.EPS, ir.byte_ranges([(ord("a"), ord("b"))]), ir.chars([(0xE9, 0xE9)])])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(expressions(REGULAR_LEAVES), expressions(REGULAR_LEAVES), st.integers(0, 4), expressions(), st.lists(st.binary(max_size=6).map(lambda b: bytes(ALPHABET[x % len(ALPHABET)] for x in b)), max_size=12))
+def test_intersections_agree_with_oracle_and_never_dead_end(a, b, max_len, outer, samples):
+    """Acceptance matches the oracle, and every live state really can still
+    be completed (an empty product must become DEAD, not a trap). The length
+    bound makes products that run out of room common."""
+    short = ir.rep(ir.byte_ranges([(0, 255)]), 0, max_len)
+    g = grammar_of(ir.alt(ir.seq(ir.intersect(a, b, short), ir.literal("}")), outer), ir.literal("b"))
+    dfa = LazyDFA(g)
+    short_prefixes = [bytes(p) for n in range(4) for p in itertools.product(ALPHABET, repeat=n)]
+    for data in samples:
+        state = run(dfa, data)
+        assert (state != DEAD and dfa.is_accepting(state)) == matches(g, data), data
+    for data in samples + short_prefixes:
+        state = run(dfa, data)
+        if state != DEAD:
+            rest = completion(dfa, state)
+            assert rest is not None and matches(g, data + rest), data
+
+
+def test_empty_intersection_is_dead_at_once():
+    g = ir.Grammar.from_expr(ir.alt(ir.literal("x"), ir.seq(ir.literal("y"), ir.intersect(ir.rep(ir.literal("a")), ir.rep(ir.literal("b"), 1)))))
+    dfa = LazyDFA(g)
+    assert run(dfa, b"y") == DEAD
+    assert dfa.is_accepting(run(dfa, b"x"))
 
 
 def test_recursion_is_unbounded():

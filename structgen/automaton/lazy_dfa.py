@@ -25,6 +25,15 @@ class and written into a ``states x 256`` numpy transition table, so the token
 index can walk the whole vocabulary with array lookups. Unknown transitions
 are ``-1``; state 0 is the dead state.
 
+*Intersections.* ``and`` nodes derive part-wise, so ``pattern`` times
+``maxLength`` is a product built only where a generation goes. A product can
+be empty even though its parts are not, which would leave a live-looking state
+with no way to finish. Every new state that contains an intersection is
+therefore checked for a path to acceptance (a breadth-first search over its
+derivatives, memoized); states without one become ``DEAD``. Without
+intersections no check is needed: every other non-empty node is productive
+because unproductive rules are dropped at load time.
+
 *Caps.* ``max_states`` and ``max_nodes`` bound the construction; hitting one
 raises :class:`~structgen.errors.GrammarTooLargeError` instead of exhausting
 memory.
@@ -34,6 +43,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections import deque
 
 import numpy as np
 
@@ -43,7 +53,9 @@ from structgen.grammar.ir import Expr, Grammar
 from structgen.grammar.ir import nodes as ir_nodes
 
 # Node kinds.
-_NOTHING, _EPS, _BYTES, _SEQ, _ALT, _REP, _REF = range(7)
+_NOTHING, _EPS, _BYTES, _SEQ, _ALT, _REP, _REF, _AND = range(8)
+# Derivatives one productivity search may create before giving up.
+_MAX_SEARCH = 200_000
 
 DEAD = 0
 UNKNOWN = -1
@@ -63,7 +75,7 @@ class LazyDFA:
         self.max_nodes = max_nodes
         self._lock = threading.RLock()
         self._rule_index = {name: i for i, name in enumerate(grammar.rules)}
-        self._byte_class, self.num_classes = _byte_classes(grammar)
+        self._byte_class, self.num_classes, self._grammar_has_and = _byte_classes(grammar)
         self._class_bytes = [np.flatnonzero(self._byte_class == c) for c in range(self.num_classes)]
         self._byte_class_list = self._byte_class.tolist()
         self._class_first_byte = np.array([b[0] for b in self._class_bytes], dtype=np.int64)
@@ -74,6 +86,8 @@ class LazyDFA:
         self._kind: list[int] = []
         self._args: list[tuple] = []
         self._nullable: list[bool] = []
+        self._has_and: list[bool] = []  # contains an intersection (maybe via a rule)
+        self._live: dict[int, bool] = {}  # productivity of nodes with intersections
         self._intern: dict[tuple, int] = {}
         self._rule_body: list[int | None] = [None] * len(self._rule_index)
         self._rule_nullable = [False] * len(self._rule_index)
@@ -93,10 +107,10 @@ class LazyDFA:
         self._state_for(0)
         self.table[DEAD, :] = DEAD
         self._complete_rows.add(DEAD)
-        self.start = self._state_for(self._body(self._rule_index[grammar.start]))
+        self.start = self._state_for(self._live_or_nothing(self._body(self._rule_index[grammar.start])))
 
     # ------------------------------------------------------------------ nodes
-    def _mk(self, key: tuple, nullable: bool) -> int:
+    def _mk(self, key: tuple, nullable: bool, has_and: bool = False) -> int:
         node = self._intern.get(key)
         if node is None:
             node = len(self._kind)
@@ -108,6 +122,7 @@ class LazyDFA:
             self._kind.append(key[0])
             self._args.append(key[1:])
             self._nullable.append(nullable)
+            self._has_and.append(has_and)
             self._intern[key] = node
         return node
 
@@ -121,7 +136,7 @@ class LazyDFA:
         if self._kind[a] == _SEQ:
             head, tail = self._args[a]
             return self._seq(head, self._seq(tail, b))
-        return self._mk((_SEQ, a, b), self._nullable[a] and self._nullable[b])
+        return self._mk((_SEQ, a, b), self._nullable[a] and self._nullable[b], self._has_and[a] or self._has_and[b])
 
     def _alt(self, options) -> int:
         flat: set[int] = set()
@@ -137,7 +152,21 @@ class LazyDFA:
         if len(flat) == 1:
             return next(iter(flat))
         key = tuple(sorted(flat))
-        return self._mk((_ALT, key), any(self._nullable[o] for o in key))
+        return self._mk((_ALT, key), any(self._nullable[o] for o in key), any(self._has_and[o] for o in key))
+
+    def _and(self, parts) -> int:
+        flat: set[int] = set()
+        for p in parts:
+            if p == 0:
+                return 0
+            if self._kind[p] == _AND:
+                flat.update(self._args[p][0])
+            else:
+                flat.add(p)
+        if len(flat) == 1:
+            return next(iter(flat))
+        key = tuple(sorted(flat))
+        return self._mk((_AND, key), all(self._nullable[p] for p in key), True)
 
     def _rep(self, e: int, lo: int, hi: int | None) -> int:
         if hi == 0 or e == 1:
@@ -146,7 +175,7 @@ class LazyDFA:
             return 1 if lo == 0 else 0
         if lo == 1 and hi == 1:
             return e
-        return self._mk((_REP, e, lo, hi), lo == 0 or self._nullable[e])
+        return self._mk((_REP, e, lo, hi), lo == 0 or self._nullable[e], self._has_and[e])
 
     def _bytes(self, ranges) -> int:
         mask = self._class_masks.get(ranges)
@@ -172,6 +201,8 @@ class LazyDFA:
                 node = self._seq(self._from_ir(part, memo), node)
         elif kind == "alt":
             node = self._alt([self._from_ir(x, memo) for x in e[1]])
+        elif kind == "and":
+            node = self._and([self._from_ir(x, memo) for x in e[1]])
         elif kind == "rep":
             node = self._rep(self._from_ir(e[1], memo), e[2], e[3])
         elif kind == "ref":
@@ -181,7 +212,7 @@ class LazyDFA:
             if idx in self._unproductive:
                 node = 0
             else:
-                node = self._mk((_REF, idx), self._rule_nullable[idx])
+                node = self._mk((_REF, idx), self._rule_nullable[idx], idx in self._rules_with_and)
         elif kind == "eps":
             node = 1
         elif kind == "nothing":
@@ -210,6 +241,7 @@ class LazyDFA:
         self._rule_nullable = _rule_fixpoint(bodies, self._rule_index, edges, components, nullable=True)
         productive = _rule_fixpoint(bodies, self._rule_index, edges, components, nullable=False)
         self._unproductive = {i for i, ok in enumerate(productive) if not ok}
+        self._rules_with_and = _rules_reaching_and(bodies, edges) if self._grammar_has_and else set()
         self._rule_ir = bodies
         self._ir_memo: dict[int, int] = {}  # by id(): the grammar keeps every IR node alive
         self._check_left_recursion(bodies)
@@ -262,7 +294,7 @@ class LazyDFA:
                 if not self._ir_nullable(part, nullable_memo):
                     break
             r = frozenset(acc)
-        elif kind == "alt":
+        elif kind in ("alt", "and"):
             r = frozenset().union(*(self._leading_refs(x, nullable_memo, memo) for x in e[1]))
         elif kind == "rep":
             r = self._leading_refs(e[1], nullable_memo, memo)
@@ -278,7 +310,7 @@ class LazyDFA:
         kind = e[0]
         if kind == "eps":
             r = True
-        elif kind == "seq":
+        elif kind in ("seq", "and"):
             r = all(self._ir_nullable(x, memo) for x in e[1])
         elif kind == "alt":
             r = any(self._ir_nullable(x, memo) for x in e[1])
@@ -312,6 +344,10 @@ class LazyDFA:
             f = 0
             for x in self._args[n][0]:
                 f |= self._first(x)
+        elif k == _AND:
+            f = -1
+            for x in self._args[n][0]:
+                f &= self._first(x)
         elif k == _REP:
             f = self._first(self._args[n][0])
         elif k == _REF:
@@ -345,6 +381,8 @@ class LazyDFA:
         elif k == _REP:
             e, lo, hi = self._args[n]
             r = self._seq(self._deriv(e, c), self._rep(e, max(lo - 1, 0), None if hi is None else hi - 1))
+        elif k == _AND:
+            r = self._and([self._deriv(x, c) for x in self._args[n][0]])
         elif k == _REF:
             r = self._deriv(self._body(self._args[n][0]), c)
         else:
@@ -429,7 +467,52 @@ class LazyDFA:
                 "the expression nesting got too deep to derive; the document nests too deeply "
                 "for this grammar (lower the nesting bound)"
             ) from None
-        return self._state_for(node)
+        return self._state_for(self._live_or_nothing(node))
+
+    def _live_or_nothing(self, node: int) -> int:
+        """``node``, or ``NOTHING`` when an intersection in it leaves no way
+        to reach acceptance (see the construction notes)."""
+        if not self._has_and[node] or self._productive(node):
+            return node
+        return 0
+
+    def _productive(self, root: int) -> bool:
+        """Breadth-first search over derivatives for an accepting node (or one
+        without intersections, which is productive by construction). The
+        nodes on a found path are remembered as productive; when the search
+        fails, everything it reached is unproductive."""
+        live = self._live.get(root)
+        if live is not None:
+            return live
+        parent: dict[int, int | None] = {root: None}
+        queue = deque([root])
+        while queue:
+            n = queue.popleft()
+            live = self._live.get(n)
+            if live is None and (self._nullable[n] or not self._has_and[n]):
+                live = True
+            if live:
+                while n is not None:
+                    self._live[n] = True
+                    n = parent[n]
+                return True
+            if live is False:
+                continue
+            first = self._first(n)
+            for c in range(self.num_classes):
+                if (first >> c) & 1:
+                    d = self._deriv(n, c)
+                    if d and d not in parent:
+                        parent[d] = n
+                        queue.append(d)
+            if len(parent) > _MAX_SEARCH:
+                raise GrammarTooLargeError(
+                    f"checking that an intersection (e.g. pattern and maxLength) can still be completed "
+                    f"took more than {_MAX_SEARCH} automaton nodes; simplify the constraints"
+                )
+        for n in parent:
+            self._live[n] = False
+        return False
 
     def fill(self, state: int, byte: int) -> int:
         """Compute the transition of ``state`` on ``byte``'s whole class."""
@@ -500,8 +583,11 @@ def _byte_classes(grammar: Grammar) -> tuple[np.ndarray, int]:
     """Partition 0..255 into classes of bytes that every byte set treats alike."""
     sig = [0] * 256
     seen: dict[tuple, int] = {}
+    has_and = False
     for e in ir_nodes(*grammar.rules.values()):
-        if e[0] == "bytes":
+        if e[0] == "and":
+            has_and = True
+        elif e[0] == "bytes":
             ranges = e[1]
             bit = seen.get(ranges)
             if bit is None:
@@ -513,7 +599,24 @@ def _byte_classes(grammar: Grammar) -> tuple[np.ndarray, int]:
     out = np.empty(256, dtype=np.int32)
     for b in range(256):
         out[b] = classes.setdefault(sig[b], len(classes))
-    return out, len(classes)
+    return out, len(classes), has_and
+
+
+def _rules_reaching_and(bodies: list[Expr], edges: list[list[int]]) -> set[int]:
+    """Rules whose expansion contains an intersection, directly or through
+    the rules they reference."""
+    direct = {i for i, b in enumerate(bodies) if any(x[0] == "and" for x in ir_nodes(b))}
+    callers: list[list[int]] = [[] for _ in bodies]
+    for i, targets in enumerate(edges):
+        for t in targets:
+            callers[t].append(i)
+    out, stack = set(direct), list(direct)
+    while stack:
+        for caller in callers[stack.pop()]:
+            if caller not in out:
+                out.add(caller)
+                stack.append(caller)
+    return out
 
 
 def _rule_fixpoint(bodies: list[Expr], index: dict[str, int], edges: list[list[int]], components: list[list[int]], *, nullable: bool) -> list[bool]:
@@ -539,7 +642,7 @@ def _rule_fixpoint(bodies: list[Expr], index: dict[str, int], edges: list[list[i
             r = not nullable
         elif kind == "eps":
             r = True
-        elif kind == "seq":
+        elif kind in ("seq", "and"):  # for "and" productivity is over-approximated: decided per state
             r = all(ev(x, local) for x in e[1])
         elif kind == "alt":
             r = any(ev(x, local) for x in e[1])
@@ -579,7 +682,7 @@ def _refs_of(e: Expr, memo: dict[int, frozenset]) -> frozenset:
     kind = e[0]
     if kind == "ref":
         r = frozenset((e[1],))
-    elif kind in ("seq", "alt"):
+    elif kind in ("seq", "alt", "and"):
         parts = [_refs_of(x, memo) for x in e[1]]
         nonempty = [p for p in parts if p]
         r = _NO_REFS if not nonempty else nonempty[0] if len(nonempty) == 1 else frozenset().union(*nonempty)

@@ -19,6 +19,10 @@ Node shapes (first element is the kind):
 - ``("rep", e, lo, hi)``           ``e`` repeated lo..hi times (``hi is None``: unbounded)
 - ``("ref", name)``                the body of rule ``name`` (recursion allowed,
                                    left recursion is rejected by the automaton)
+- ``("and", (e1, e2, ...))``       intersection: strings every ``ei`` matches.
+                                   The automaton builds it lazily, so a long
+                                   ``maxLength`` times a complex ``pattern`` costs
+                                   only the states a generation visits.
 - ``EPS`` / ``NOTHING``            the empty string / the empty language
 """
 
@@ -109,6 +113,24 @@ def alt(*options: Expr) -> Expr:
     return ("alt", tuple(flat))
 
 
+def intersect(*parts: Expr) -> Expr:
+    """Strings matched by every part; flattens, drops duplicates, and lets
+    ``NOTHING`` absorb. The intersection may still be empty: the automaton
+    finds that out (lazily) and never lets a generation walk into it."""
+    flat: list[Expr] = []
+    for p in parts:
+        if p == NOTHING:
+            return NOTHING
+        for x in (p[1] if p[0] == "and" else (p,)):
+            if x not in flat:
+                flat.append(x)
+    if not flat:
+        raise ValueError("an intersection needs at least one part")
+    if len(flat) == 1:
+        return flat[0]
+    return ("and", tuple(flat))
+
+
 def rep(e: Expr, lo: int = 0, hi: int | None = None) -> Expr:
     """``e`` repeated between ``lo`` and ``hi`` times (``hi=None``: no upper bound)."""
     if lo < 0 or (hi is not None and hi < lo):
@@ -168,7 +190,7 @@ def nodes(*roots: Expr, seen: set[int] | None = None) -> Iterator[Expr]:
         seen.add(id(x))
         yield x
         kind = x[0]
-        if kind in ("seq", "alt"):
+        if kind in ("seq", "alt", "and"):
             stack.extend(x[1])
         elif kind == "rep":
             stack.append(x[1])
@@ -182,7 +204,7 @@ def tree_size(e: Expr, limit: int) -> int:
     while stack and count <= limit:
         x = stack.pop()
         count += 1
-        if x[0] in ("seq", "alt"):
+        if x[0] in ("seq", "alt", "and"):
             stack.extend(x[1])
         elif x[0] == "rep":
             stack.append(x[1])
