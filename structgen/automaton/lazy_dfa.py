@@ -29,8 +29,9 @@ are ``-1``; state 0 is the dead state.
 ``maxLength`` is a product built only where a generation goes. A product can
 be empty even though its parts are not, which would leave a live-looking state
 with no way to finish. Every new state that contains an intersection is
-therefore checked for a path to acceptance (a breadth-first search over its
-derivatives, memoized); states without one become ``DEAD``. Without
+therefore checked for a path to acceptance (structurally, with a
+breadth-first search over the derivatives of each intersection, memoized);
+states without one become ``DEAD``. Without
 intersections no check is needed: every other non-empty node is productive
 because unproductive rules are dropped at load time.
 
@@ -54,8 +55,8 @@ from structgen.grammar.ir import nodes as ir_nodes
 
 # Node kinds.
 _NOTHING, _EPS, _BYTES, _SEQ, _ALT, _REP, _REF, _AND = range(8)
-# Derivatives one productivity search may create before giving up.
-_MAX_SEARCH = 200_000
+# Nodes one search for a way through an intersection may visit before giving up.
+_MAX_SEARCH = 50_000
 
 DEAD = 0
 UNKNOWN = -1
@@ -476,42 +477,62 @@ class LazyDFA:
             return node
         return 0
 
-    def _productive(self, root: int) -> bool:
-        """Breadth-first search over derivatives for an accepting node (or one
-        without intersections, which is productive by construction). The
-        nodes on a found path are remembered as productive; when the search
-        fails, everything it reached is unproductive."""
-        live = self._live.get(root)
+    def _productive(self, node: int) -> bool:
+        """Can ``node`` still reach acceptance? Decided structurally; only
+        an intersection needs a search (:meth:`_and_productive`)."""
+        live = self._live.get(node)
+        if live is None:
+            live = self._live[node] = self._prod(node, frozenset())
+        return live
+
+    def _prod(self, n: int, expanding: frozenset) -> bool:
+        """Productivity with the rules in ``expanding`` assumed unproductive
+        (a rule only counts through a way out of its own recursion). Only
+        results that do not depend on that assumption are memoized as false."""
+        if not self._has_and[n]:
+            return n != 0
+        live = self._live.get(n)
         if live is not None:
             return live
-        parent: dict[int, int | None] = {root: None}
+        k = self._kind[n]
+        if k == _SEQ:
+            live = all(self._prod(x, expanding) for x in self._args[n])
+        elif k == _ALT:
+            live = any(self._prod(x, expanding) for x in self._args[n][0])
+        elif k == _REP:
+            live = self._args[n][1] == 0 or self._prod(self._args[n][0], expanding)
+        elif k == _REF:
+            rule = self._args[n][0]
+            live = rule not in expanding and self._prod(self._body(rule), expanding | {rule})
+        else:
+            live = self._and_productive(n)
+        if live or not expanding:
+            self._live[n] = live
+        return live
+
+    def _and_productive(self, root: int) -> bool:
+        """Breadth-first search over the derivatives of an intersection for
+        an accepting node, or one that is productive by the structural rule
+        (typically the string's product is finished and only the rest of the
+        document is left)."""
+        seen = {root}
         queue = deque([root])
         while queue:
             n = queue.popleft()
-            live = self._live.get(n)
-            if live is None and (self._nullable[n] or not self._has_and[n]):
-                live = True
-            if live:
-                while n is not None:
-                    self._live[n] = True
-                    n = parent[n]
+            if self._nullable[n] or (self._kind[n] != _AND and self._productive(n)):
                 return True
-            if live is False:
-                continue
             first = self._first(n)
             for c in range(self.num_classes):
                 if (first >> c) & 1:
                     d = self._deriv(n, c)
-                    if d and d not in parent:
-                        parent[d] = n
+                    if d and d not in seen:
+                        seen.add(d)
                         queue.append(d)
-            if len(parent) > _MAX_SEARCH:
+            if len(seen) > _MAX_SEARCH:
                 raise GrammarTooLargeError(
                     f"checking that an intersection (e.g. pattern and maxLength) can still be completed "
                     f"took more than {_MAX_SEARCH} automaton nodes; simplify the constraints"
                 )
-        for n in parent:
-            self._live[n] = False
         return False
 
     def fill(self, state: int, byte: int) -> int:

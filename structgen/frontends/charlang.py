@@ -652,6 +652,8 @@ def encode(e: Expr, enc: Callable[[Ranges], Expr], memo: dict | None = None, sin
         r = ir.alt(*(encode(x, enc, memo, sink) for x in e[1]))
     elif k == "rep":
         r = ir.rep(encode(e[1], enc, memo, sink), e[2], e[3])
+    elif k == "and":  # a product too big to build eagerly: the automaton intersects lazily
+        r = ir.intersect(*(encode(x, enc, memo, sink) for x in e[1]))
     elif k in ("eps", "nothing"):
         r = e
     else:

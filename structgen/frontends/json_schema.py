@@ -964,7 +964,7 @@ def _productive(e: ir.Expr, good: set, known: set, memo: dict) -> bool:
         r = True
     elif k == "nothing":
         r = False
-    elif k == "seq":
+    elif k in ("seq", "and"):  # an intersection may still be empty: the automaton checks that lazily
         r = all(_productive(x, good, known, memo) for x in e[1])
     elif k == "alt":
         r = any(_productive(x, good, known, memo) for x in e[1])
@@ -992,6 +992,8 @@ def _prune(e: ir.Expr, bad: set, memo: dict) -> ir.Expr:
         r = seq(*(_prune(x, bad, memo) for x in e[1]))
     elif k == "alt":
         r = alt(*(_prune(x, bad, memo) for x in e[1]))
+    elif k == "and":
+        r = ir.intersect(*(_prune(x, bad, memo) for x in e[1]))
     elif k == "rep":
         r = rep(_prune(e[1], bad, memo), e[2], e[3])
     else:

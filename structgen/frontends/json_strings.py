@@ -195,8 +195,15 @@ class StringsMixin:
             if f2[0] == "var":
                 self.string_memo[key] = comps2[f2[1]]
                 return comps2[f2[1]]
+            if b is not None and _is_conjunction(comps2, f2) and _product_bound(comps2) > 4 * MAX_STRING_STATES:
+                raise charlang.TooLarge  # plainly too big: skip the eager attempt
             dfa = charlang.combine(comps2, f2, max_states=MAX_STRING_STATES)
         except charlang.TooLarge:
+            if b is not None and _is_conjunction(comps, f):
+                # Too big to build here: the automaton intersects lazily.
+                result = ("and", tuple(comps[x[1]] for x in f[1:]))
+                self.string_memo[key] = result
+                return result
             ptr = b.ptr if b is not None else ""
             kw = "maxLength" if b is not None and (b.min_len or b.max_len is not None) else "pattern"
             self.unsupported(kw, ptr, f"the combined string constraints need more than {MAX_STRING_STATES} automaton states")
@@ -281,3 +288,22 @@ class StringsMixin:
         if not result:
             return True
         return result[0] if len(result) == 1 else ("and",) + tuple(result)
+
+
+def _is_conjunction(comps: list, f) -> bool:
+    """Is ``f`` a plain "all of these" over expression components (no
+    negation, no non-regular checkers), which an IR intersection can state?"""
+    return f[0] == "and" and all(x[0] == "var" and isinstance(comps[x[1]], tuple) for x in f[1:])
+
+
+def _product_bound(comps: list) -> float:
+    """Rough size of the product automaton: minimised components count their
+    states, a length counter its largest finite bound plus one, anything else
+    one."""
+    size = 1.0
+    for c in comps:
+        if c[0] == charlang.DFA_LEAF:
+            size *= len(c[1].trans)
+        elif c[0] == "rep" and c[1] == charlang.ANY_CHAR:
+            size *= (c[3] if c[3] is not None else c[2]) + 1
+    return size
