@@ -489,14 +489,14 @@ def render_expr(e: tuple, width: int = 160) -> str:
                 walk(y, "seq")
             if wrap:
                 emit(")")
-        elif kind == "alt":
-            wrap = parent in ("seq", "rep")
+        elif kind in ("alt", "and"):  # "&": intersection
+            wrap = parent in ("seq", "rep") or (parent in ("alt", "and") and parent != kind)
             if wrap:
                 emit("(")
             for k, y in enumerate(x[1]):
                 if k:
-                    emit("|")
-                walk(y, "alt")
+                    emit("|" if kind == "alt" else "&")
+                walk(y, kind)
             if wrap:
                 emit(")")
         elif kind == "rep":

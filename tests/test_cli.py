@@ -171,3 +171,11 @@ def test_real_entry_point_in_a_subprocess():
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
     )
     assert proc.returncode == 2 and "error" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_render_expr_marks_intersections():
+    from structgen.cli import render_expr
+    from structgen.grammar import ir
+
+    e = ir.alt(ir.literal("x"), ir.intersect(ir.rep(ir.byte_ranges([(97, 98)])), ir.alt(ir.literal("ab"), ir.literal("c"))))
+    assert render_expr(e) == "x|([a-b]*&(c|ab))"
