@@ -247,6 +247,9 @@ def _is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+_META_VALIDATORS: dict = {}
+
+
 def _validate(schema) -> tuple[int, Any]:
     """Check the schema against its metaschema; return (draft, validator class)."""
     import jsonschema
@@ -268,7 +271,10 @@ def _validate(schema) -> tuple[int, Any]:
     draft = drafts.get(cls)
     if draft is None:
         raise UnsupportedSchemaError("$schema", "#", f"dialect {schema.get('$schema')!r} (drafts 4, 6, 7, 2019-09 and 2020-12 are)")
-    error = best_match(cls(cls.META_SCHEMA).iter_errors(schema))
+    meta = _META_VALIDATORS.get(cls)
+    if meta is None:  # building one resolves the metaschema's references: keep it
+        meta = _META_VALIDATORS[cls] = cls(cls.META_SCHEMA)
+    error = best_match(meta.iter_errors(schema))
     if error is not None:
         ptr = "#" + "".join("/" + _esc(p) for p in error.absolute_path)
         raise InvalidSchemaError(f"invalid JSON Schema: {error.message}", ptr)
