@@ -317,12 +317,15 @@ class TokenIndex:
         row = dfa.complete_row(state)
         nodes = np.arange(a.child_start[0], a.child_start[1])
         cur = row[a.node_byte[nodes]].astype(np.int64)
-        nodes, cur = self._enter_strings(nodes, cur, allowed)
         parent_state = np.full(len(nodes), state, dtype=np.int64)
+        breakers: dict[int, np.ndarray | None] = {}
         depth = 1
         while len(nodes):
             keep = cur != DEAD
             nodes, cur, parent_state = nodes[keep], cur[keep], parent_state[keep]
+            left = self._enter_strings(nodes, cur, depth, allowed, breakers)
+            if not left.all():
+                nodes, cur, parent_state = nodes[left], cur[left], parent_state[left]
             looping = (cur == parent_state) | (cur == state)
             if len(cur) >= _SHARED_STATE:
                 shared, counts = np.unique(cur, return_counts=True)
@@ -346,30 +349,36 @@ class TokenIndex:
             depth += 1
         return allowed.result()
 
-    def _enter_strings(self, nodes, cur, allowed: "_RangeMarks"):
-        """Settle the first-level nodes whose byte enters string contents.
-        ``t`` is a state that many first bytes lead to and that has a breaker
-        plan (the opening of a free-form key or value). Where ``state`` and
-        ``t`` go to the same state on a node's byte (``t`` loops on it, or
-        both start the same UTF-8 character), walking a token from ``state``
-        equals walking it whole from ``t``: the breaker route of ``t``
-        answers for all those nodes at once. Returns the nodes left to walk."""
+    def _enter_strings(self, nodes, cur, depth: int, allowed: "_RangeMarks", breakers: dict) -> np.ndarray:
+        """Settle the nodes of a trie level that lie inside string contents;
+        returns which nodes are left to walk.
+
+        ``t`` is a state that many nodes of the level reached and that has a
+        breaker plan (the contents of a free-form key or value). Where the
+        node's prefix also leads from ``t`` to the node's state (the prefix
+        loops on ``t``, or starts a UTF-8 character the same way), walking a
+        token from the mask's state equals walking it whole from ``t``: the
+        breaker route of ``t``, computed once per mask, answers for all those
+        nodes at once."""
         a = self.arrays
-        if len(cur) < _SHARED_STATE:
-            return nodes, cur
-        shared, counts = np.unique(cur, return_counts=True)
         left = np.ones(len(nodes), dtype=bool)
+        if len(cur) < _SHARED_STATE:
+            return left
+        shared, counts = np.unique(cur, return_counts=True)
         for t in shared[(counts >= _SHARED_STATE) & (shared != DEAD)].tolist():
-            plan = self._plan(t)
-            if plan is None:
+            if t not in breakers:
+                plan = self._plan(t)
+                breakers[t] = None if plan is None else self._breaker_allowed(t, plan)[a.ids]
+            by_position = breakers[t]
+            if by_position is None:
                 continue
-            sel = left & (cur == self.dfa.complete_row(t)[a.node_byte[nodes]])
-            if not sel.any():
-                continue
-            by_position = self._breaker_allowed(t, plan)[a.ids]
-            allowed.copy_ranges(a.node_lo[nodes[sel]], a.node_hi[nodes[sel]], by_position)
-            left &= ~sel
-        return nodes[left], cur[left]
+            idx = np.flatnonzero(cur == t)
+            starts = a.offsets[a.node_lo[nodes[idx]]]
+            same = self._walk_to(np.full(len(idx), t, dtype=np.int64), starts, starts + depth) == t
+            sel = nodes[idx[same]]
+            allowed.copy_ranges(a.node_lo[sel], a.node_hi[sel], by_position)
+            left[idx[same]] = False
+        return left
 
     def _settle_looping(self, nodes, cur, looping, depth: int, allowed: "_RangeMarks") -> np.ndarray:
         """Settle what the looping shortcuts can (see :meth:`allowed_positions`);
@@ -416,20 +425,25 @@ class TokenIndex:
 
     def _walk_rest(self, cur: np.ndarray, pos: np.ndarray, end: np.ndarray) -> np.ndarray:
         """Walk the flat bytes ``[pos[i], end[i])`` from state ``cur[i]`` for
-        all ``i`` together, one byte position per step; which stay alive?"""
+        all ``i`` together; which stay alive?"""
+        return self._walk_to(cur, pos, end) != DEAD
+
+    def _walk_to(self, cur: np.ndarray, pos: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """The states after walking the flat bytes ``[pos[i], end[i])`` from
+        ``cur[i]``, all together, one byte position per step (``DEAD`` where
+        a walk dies)."""
         flat = self.arrays.flat
-        ok = pos >= end
-        idx = np.flatnonzero(~ok)
+        out = cur.copy()
+        idx = np.flatnonzero(pos < end)
         cur, pos, end = cur[idx], pos[idx], end[idx]
         while len(idx):
             cur = _lookup(self.dfa, cur, flat[pos].astype(np.int64))
             pos = pos + 1
-            alive = cur != DEAD
-            finished = pos == end
-            ok[idx[alive & finished]] = True
-            go = alive & ~finished
+            done = (cur == DEAD) | (pos == end)
+            out[idx[done]] = cur[done]
+            go = ~done
             idx, cur, pos, end = idx[go], cur[go], pos[go], end[go]
-        return ok
+        return out
 
     def _loop_bytes(self, state: int) -> tuple[np.ndarray, bool, np.ndarray]:
         """What loops on ``state``: the bytes that do NOT loop, as 4 words
