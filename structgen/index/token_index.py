@@ -488,31 +488,42 @@ class TokenIndex:
 
 
 class _RangeMarks:
-    """Allowed positions collected as single tokens and disjoint ranges."""
+    """Allowed positions collected as single tokens and disjoint ranges
+    (subtrees of distinct trie nodes never overlap)."""
 
     def __init__(self, n: int) -> None:
         self._single = np.zeros(n, dtype=bool)
-        self._open = np.zeros(n + 1, dtype=np.int8)
-        self._close = np.zeros(n + 1, dtype=np.int8)
+        self._lo: list[np.ndarray] = []
+        self._hi: list[np.ndarray] = []
 
     def tokens(self, positions: np.ndarray) -> None:
         self._single[positions] = True
 
     def ranges(self, lo: np.ndarray, hi: np.ndarray) -> None:
-        # Ranges are subtrees of distinct trie nodes: disjoint, so each bound is unique.
-        self._open[lo] = 1
-        self._close[hi] = 1
+        self._lo.append(lo)
+        self._hi.append(hi)
 
     def copy_ranges(self, lo: np.ndarray, hi: np.ndarray, source: np.ndarray) -> None:
-        """Within the (disjoint) ranges, take the positions ``source`` allows."""
-        inside = np.zeros(len(self._single) + 1, dtype=np.int8)
-        inside[lo] = 1
-        inside[hi] -= 1
-        self._single |= (np.cumsum(inside[:-1], dtype=np.int32) > 0) & source
+        """Within the ranges, take the positions ``source`` allows."""
+        self._single |= _cover(lo, hi, len(self._single)) & source
 
     def result(self) -> np.ndarray:
-        inside = np.cumsum(self._open[:-1] - self._close[:-1], dtype=np.int32) > 0
-        return inside | self._single
+        if not self._lo:
+            return self._single
+        return _cover(np.concatenate(self._lo), np.concatenate(self._hi), len(self._single)) | self._single
+
+
+def _cover(lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
+    """Boolean array of length ``n``, true inside the disjoint ranges
+    ``[lo[i], hi[i])``: alternating false/true runs written by ``np.repeat``
+    (a prefix sum over the whole vocabulary is many times slower)."""
+    order = np.argsort(lo, kind="stable")
+    bounds = np.empty(2 * len(lo) + 2, dtype=np.int64)
+    bounds[0], bounds[-1] = 0, n
+    bounds[1:-1:2], bounds[2:-1:2] = lo[order], hi[order]
+    runs = np.zeros(len(bounds) - 1, dtype=bool)
+    runs[1::2] = True
+    return np.repeat(runs, np.diff(bounds))
 
 
 def _lookup(dfa: LazyDFA, states: np.ndarray, byts: np.ndarray) -> np.ndarray:
