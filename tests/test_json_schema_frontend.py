@@ -702,6 +702,55 @@ def test_one_of_exclusive_under_context():
     assert_sound(s, seed=13)
 
 
+def test_double_negation():
+    # the inner schema could not be negated itself (additionalProperties)
+    s = {"type": "object", "not": {"not": {"properties": {"a": {}}, "additionalProperties": False}}}
+    check(s, [{}, {"a": 1}], [{"b": 1}, {"a": 1, "b": 2}])
+    assert_sound(s, seed=15)
+
+
+def test_negation_within_an_enum_is_checked_value_by_value():
+    s = {"allOf": [{"enum": [{"a": 1}, {"a": 2}, [1], "x"]}, {"not": {"enum": [{"a": 1}]}}]}
+    check(s, [{"a": 2}, [1], "x"], [{"a": 1}, {"a": 3}])
+    s = {"oneOf": [{"enum": [[2], [2, 4], [6]]}, {"enum": [[], [2, 3]]}, {"enum": [[1], [2, 4]]}]}
+    check(s, [[2], [6], [], [2, 3], [1]], [[2, 4], [4]])
+    # a verdict that depends on format assertion is not guessed
+    with pytest.raises(UnsupportedSchemaError, match="format"):
+        json_schema_to_grammar({"allOf": [{"enum": ["a", "a@b.example"]}, {"not": {"format": "email"}}]})
+
+
+def test_negation_within_a_closed_object():
+    # the keys that can break additionalProperties / patternProperties /
+    # propertyNames are the few the context allows
+    s = {"type": "object", "oneOf": [
+        {"additionalProperties": False, "properties": {"foo": {"type": "string"}}},
+        {"additionalProperties": False, "properties": {"bar": {"type": "string"}}},
+    ]}
+    check(s, [{"foo": "x"}, {"bar": "y"}], [{}, {"foo": "x", "bar": "y"}, {"baz": 1}, {"foo": 1}])
+    assert_sound(s, seed=16)
+    s = {"type": "object", "properties": {"x1": {}, "y": {}}, "additionalProperties": False,
+         "not": {"patternProperties": {"^x": {"type": "integer"}}}}
+    check(s, [{"x1": "s"}, {"x1": "s", "y": 1}], [{}, {"x1": 1}, {"y": "s"}])
+    s = {"type": "object", "properties": {"a": {}, "b": {}}, "additionalProperties": False,
+         "not": {"propertyNames": {"const": "a"}}}
+    check(s, [{"b": 1}, {"a": 1, "b": 2}], [{}, {"a": 1}])
+    assert_sound(s, seed=17)
+    with pytest.raises(UnsupportedSchemaError, match="additionalProperties"):
+        json_schema_to_grammar({"not": {"additionalProperties": False}})
+
+
+def test_one_of_exclusive_per_type():
+    # disjoint on objects (each forbids the other's required key), so only
+    # the other types need a negation: every non-object matches both
+    s = {"oneOf": [
+        {"required": ["a"], "properties": {"a": {"type": "string"}}, "additionalProperties": False},
+        {"required": ["b"], "properties": {"b": {"properties": {"k": {}}, "additionalProperties": False}},
+         "additionalProperties": False},
+    ]}
+    check(s, [{"a": "x"}, {"b": {"k": 1}}, {"b": 2}], [1, "x", None, {"a": "x", "b": {}}, {"b": {"j": 1}}])
+    assert_sound(s, seed=18)
+
+
 def test_negated_items():
     s = {"type": "array", "not": {"items": {"type": "integer"}}}
     check(s, [["a"], [1, "a"]], [[], [1, 2]])

@@ -5,20 +5,30 @@
 of a branch is a union of branches, one per violated constraint, which exists
 for types, scalar enums/consts, bounds, lengths, patterns, ``required``,
 ``properties``, ``items``/``prefixItems`` (as ``contains`` of the negated item
-schema) and item/property counts; anything else raises :class:`_CannotNegate`
-and the caller reports the keyword as unsupported. ``oneOf`` is a union when
-its alternatives are provably disjoint under the constraints already applied
-(different types, enum values the other side rejects, disjoint numeric
-ranges, a required property the other side forbids or constrains disjointly),
-and ``A and not B ...`` otherwise.
+schema) and item/property counts. A negation only has to be right on the
+values its context allows, so it is built relative to each context branch:
+``not not X`` is X; within a finite ``enum`` each value is checked by
+``jsonschema`` itself; within a closed object (``additionalProperties:
+false``, no patterns) "some key breaks ``additionalProperties`` /
+``patternProperties`` / ``propertyNames``" is a union over the few keys
+allowed. Schemas that are only ``{"not": X}`` are applied after their
+siblings (``allOf`` members, the subschemas of one value) to get that
+context. Anything else raises :class:`_CannotNegate` and the caller reports
+the keyword as unsupported. ``oneOf`` is each alternative AND the negation of
+the others, skipping, per JSON type, the alternatives it is provably disjoint
+from (different types, enum values the other side rejects, disjoint numeric
+ranges, a required property the other side forbids or constrains
+disjointly).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from fractions import Fraction
 
 from structgen.errors import UnsupportedSchemaError
+from structgen.frontends import charlang
 from structgen.frontends.json_constraints import (
     ALL_TYPES,
     NUMERIC,
@@ -27,9 +37,12 @@ from structgen.frontends.json_constraints import (
     Branch,
     ObjPart,
     Sub,
+    json_key,
+    json_type,
     tighter_lower,
     tighter_upper,
     trim_types,
+    with_types,
 )
 
 MAX_BRANCHES = 256  # disjunctive normal form size cap per subschema
@@ -67,33 +80,23 @@ class CombinatorsMixin:
 
     def one_of(self, sub: Sub, context: list) -> list:
         """``context`` (the branches of the keywords applied so far) AND exactly
-        one alternative. Exclusivity only matters for values the context
-        allows, so it is checked on each context branch separately."""
+        one alternative: each alternative AND the negation of every other one
+        it is not provably disjoint from. Exclusivity only matters for values
+        the context allows, so it is settled on each context branch."""
         ptr = sub.ptr + "/oneOf"
-        before = self.lossy_events
-        alts = [self.normalize(self.child(sub, "oneOf", i)) for i in range(len(sub.schema["oneOf"]))]
-        lossy = self.lossy_events > before
+        subs = [self.child(sub, "oneOf", i) for i in range(len(sub.schema["oneOf"]))]
+        alts = [self.normalize(s) for s in subs]
         out = []
-        negs = None
         for c in context:
-            here = [a for a in (self.and_([c], alt_, ptr, "oneOf") for alt_ in alts) if a]
-            if len(here) <= 1:
-                out.extend(here[0] if here else [])
-                continue
-            if all(self.disjoint_alts(here[i], here[j]) for i in range(len(here)) for j in range(i + 1, len(here))):
-                out.extend(b for a in here for b in a)
-                continue
+            here = [self.and_([c], a, ptr, "oneOf") for a in alts]
             try:
-                if negs is None:
-                    if lossy:
-                        raise _CannotNegate("oneOf", "an alternative is not fully enforced")
-                    negs = [self.negate(a, ptr) for a in alts]
-                for i, alt_ in enumerate(alts):
-                    part = self.and_([c], alt_, ptr, "oneOf")
+                exact = []
+                for i, part in enumerate(here):
                     for j in range(len(alts)):
                         if j != i and part:
-                            part = self.and_(part, negs[j], ptr, "oneOf")
-                    out.extend(part)
+                            part = self.exclude(part, subs[j], alts[j], ptr)
+                    exact.extend(part)
+                out.extend(exact)
             except _CannotNegate as e:
                 self.unsupported("oneOf", ptr, f"cannot prove the alternatives exclusive, nor negate them "
                                  f"({e.keyword!r}); it was treated as anyOf")
@@ -101,6 +104,108 @@ class CombinatorsMixin:
             if len(out) > MAX_BRANCHES:
                 raise _TooManyBranches("oneOf", ptr)
         return out
+
+    def exclude(self, part: list, sub: Sub, alt: list, ptr: str) -> list:
+        """``part and not sub`` (``alt`` is sub's normal form): branches
+        provably disjoint from ``alt`` need no negation."""
+        out = []
+        for p in part:
+            safe = p.types
+            for y in alt:
+                safe = safe & self.disjoint_types(p, y, 0)
+            if safe:
+                out.append(with_types(p, safe))
+            if safe != p.types:
+                rest = with_types(p, p.types - safe)
+                out.extend(self.and_([rest], self.negation(sub, rest), ptr, "oneOf"))
+        return out
+
+    def restrict(self, branches: list, sub: Sub) -> list:
+        """``branches and sub``. A schema that is only ``not X`` is negated
+        relative to each branch, so sibling constraints (an enum, a closed
+        object) can bound the negation; callers apply such schemas last."""
+        inner = self.pure_not(sub)
+        if inner is None:
+            return self.and_(branches, self.normalize(sub), sub.ptr)
+        return self.exclude_sub(branches, inner)
+
+    def exclude_sub(self, branches: list, sub: Sub) -> list:
+        """``branches and not sub``; a negation we cannot build is reported
+        as unsupported (lenient: skipped)."""
+        try:
+            return self.and_not(branches, sub)
+        except _CannotNegate as e:
+            self.unsupported("not", sub.ptr, f"cannot negate {e.keyword!r}" + (f" ({e.detail})" if e.detail else ""))
+            return branches
+
+    def and_not(self, branches: list, sub: Sub) -> list:
+        """``branches and not sub``, negating relative to each branch."""
+        out = []
+        for p in branches:
+            out.extend(self.and_([p], self.negation(sub, p), sub.ptr, "not"))
+            if len(out) > MAX_BRANCHES:
+                raise _TooManyBranches("not", sub.ptr)
+        return out
+
+    def pure_not(self, sub: Sub) -> Sub | None:
+        """X when sub is ``{"not": X}`` and nothing else that constrains."""
+        s = sub.schema
+        if isinstance(s, dict) and "not" in s and self._is_trivial({k: v for k, v in s.items() if k != "not"}):
+            return self.child(sub, "not")
+        return None
+
+    def negations_last(self, subs) -> list:
+        return sorted(subs, key=lambda s: self.pure_not(s) is not None)
+
+    def negation(self, sub: Sub, ctx: Branch = TOP) -> list:
+        """Branches equal to ``not sub`` on every value ``ctx`` allows. A
+        double negation is its inner schema; a finite enum context is
+        filtered value by value (by ``jsonschema`` itself); a closed object
+        context bounds the keys that can break a property keyword."""
+        c = self.canon((sub,))
+        if c is None:
+            return [TOP]
+        if not c:
+            return []
+        s = c[0]
+        closed = self.closed_keys(ctx)
+        key = (s.key, None if ctx.enum is None else tuple(json_key(v) for v in ctx.enum), closed)
+        hit = self.negation_memo.get(key)
+        if hit is None:
+            hit = self.negation_memo[key] = self._negation(s, ctx, closed)
+        return hit
+
+    def _negation(self, s: Sub, ctx: Branch, closed) -> list:
+        if ctx.enum is not None:
+            return [Branch(enum=tuple(v for v in ctx.enum if not self.validates(s, v)))]
+        double = self.pure_not(s)
+        inner = self.normalize_exact(double or s)
+        if inner is None:
+            raise _CannotNegate("not", "its subschema is not fully enforced")
+        if double is not None:
+            return [_no_annotations(b) for b in inner]
+        return self.negate(inner, s.ptr, closed)
+
+    def validates(self, sub: Sub, value) -> bool:
+        """``jsonschema``'s verdict on value against sub; it must not depend
+        on format assertion, which the caller cannot know to be on or off."""
+        verdicts = {self.validator_cls(sub.schema, _resolver=sub.resolver, format_checker=fc).is_valid(value)
+                    for fc in (None, self.format_checker)}
+        if len(verdicts) > 1:
+            raise _CannotNegate("format", "a value's validity depends on format assertion")
+        return verdicts.pop()
+
+    @staticmethod
+    def closed_keys(b: Branch) -> tuple | None:
+        """The keys an object of branch b may have at all, when finite: those
+        of a schema object with ``additionalProperties: false`` and no
+        ``patternProperties``."""
+        keys = None
+        for p in b.obj:
+            if p.additional is not None and p.additional.schema is False and not p.patterns:
+                names = set(p.props)
+                keys = names if keys is None else keys & names
+        return None if keys is None else tuple(sorted(keys))
 
     def if_then_else(self, sub: Sub) -> list:
         s = sub.schema
@@ -127,15 +232,17 @@ class CombinatorsMixin:
             return [TOP]
         return self.and_(cond, then, sub.ptr, "then") + self.and_(neg, other, sub.ptr, "else")
 
-    def negate(self, branches: list, ptr: str) -> list:
+    def negate(self, branches: list, ptr: str, closed: tuple | None = None) -> list:
+        """The complement of a union of branches; ``closed``: the only keys
+        objects can have, when the context bounds them (see closed_keys)."""
         result = [TOP]
         for b in branches:
-            result = self.and_(result, self.negate_branch(b), ptr, "not")
+            result = self.and_(result, self.negate_branch(b, closed), ptr, "not")
             if not result:
                 break
         return result
 
-    def negate_branch(self, b: Branch) -> list:
+    def negate_branch(self, b: Branch, closed: tuple | None = None) -> list:
         out: list[Branch] = []
         T = b.types
         if T != ALL_TYPES:
@@ -185,23 +292,53 @@ class CombinatorsMixin:
             add({"array"}, min_items=b.max_items + 1)
         if b.contains:
             raise _CannotNegate("contains")
+        def broken(name: str, s: Sub) -> None:
+            add({"object"}, required=(name,), obj=(ObjPart({name: self.not_sub(s)}, evaluates=False),))
+
         for part in b.obj:
-            if any(not self._is_trivial(s) for _, s, _ in part.patterns):
-                raise _CannotNegate("patternProperties")
+            for pat, s, pptr in part.patterns:
+                if not self._is_trivial(s):
+                    for k in self.witness_keys(closed, "patternProperties"):
+                        if self.key_matches(pat, pptr, k):
+                            broken(k, s)
             if part.additional is not None and not self._is_trivial(part.additional):
-                raise _CannotNegate("additionalProperties")
+                for k in self.witness_keys(closed, "additionalProperties"):
+                    if k not in part.props and not any(self.key_matches(pat, pptr, k) for pat, _, pptr in part.patterns):
+                        broken(k, part.additional)
             for name, s in part.props.items():
                 if not self._is_trivial(s):
-                    add({"object"}, required=(name,), obj=(ObjPart({name: self.not_sub(s)}, evaluates=False),))
+                    broken(name, s)
         for r in b.required:
             add({"object"}, obj=(ObjPart({r: self.false_sub}, evaluates=False),))
         if b.min_props:
             add({"object"}, max_props=b.min_props - 1)
         if b.max_props is not None:
             add({"object"}, min_props=b.max_props + 1)
-        if b.prop_names:
-            raise _CannotNegate("propertyNames")
+        for s in b.prop_names:
+            for k in self.witness_keys(closed, "propertyNames"):
+                if not self.validates(s, k):
+                    add({"object"}, required=(k,))
         return out
+
+    @staticmethod
+    def witness_keys(closed: tuple | None, keyword: str) -> tuple:
+        """The keys that may break a keyword about every key: only a closed
+        context makes "some key breaks it" a finite union."""
+        if closed is None:
+            raise _CannotNegate(keyword, "no closed set of keys around it")
+        return closed
+
+    def key_matches(self, pattern: str, ptr: str, key: str) -> bool:
+        """Does a property pattern match the key, for our pattern language and
+        for Python's ``re`` (which ``jsonschema`` uses) alike?"""
+        ours = charlang.matches(self.pattern(pattern, ptr), key)
+        try:
+            theirs = re.search(pattern, key) is not None
+        except re.error:
+            theirs = None
+        if ours != theirs:
+            raise _CannotNegate("patternProperties", f"pattern {pattern!r} on key {key!r}")
+        return ours
 
     def negate_enum(self, values, T) -> list:
         out = []
@@ -233,39 +370,45 @@ class CombinatorsMixin:
             out.append(Branch(types=frozenset(rest)))
         return [x for x in (trim_types(b) for b in out) if x is not None]
 
-    def disjoint_alts(self, a: list, b: list) -> bool:
-        return all(self.disjoint(x, y, 0) for x in a for y in b)
-
     def disjoint(self, a: Branch, b: Branch, depth: int) -> bool:
-        types = a.types & b.types
-        if not types:
-            return True
+        return self.disjoint_types(a, b, depth) == a.types
+
+    def disjoint_types(self, a: Branch, b: Branch, depth: int) -> frozenset:
+        """The types of a on which no value satisfies both branches (proven
+        per type, so a oneOf alternative only needs negating on the rest)."""
+        out = set(a.types - b.types)
+        common = a.types & b.types
         try:
-            if a.enum is not None and all(not self.branch_accepts(b, v) for v in a.enum):
-                return True
-            if b.enum is not None and all(not self.branch_accepts(a, v) for v in b.enum):
-                return True
+            for x, y in ((a, b), (b, a)):
+                if x.enum is not None:
+                    out |= common - {json_type(v, self.draft) for v in x.enum if self.branch_accepts(y, v)}
         except UnsupportedSchemaError:
             pass
-        if types <= NUMERIC:
+        if common & NUMERIC:
             lo = tighter_lower(a.minimum, b.minimum)
             hi = tighter_upper(a.maximum, b.maximum)
             if lo is not None and hi is not None:
                 fl, fh = Fraction(lo[0]), Fraction(hi[0])
                 if fl > fh or (fl == fh and (lo[1] or hi[1])):
+                    out |= common & NUMERIC
+        if "object" in common and "object" not in out and depth < 3 and self.objects_disjoint(a, b, depth):
+            out.add("object")
+        return frozenset(out)
+
+    def objects_disjoint(self, a: Branch, b: Branch, depth: int) -> bool:
+        """A property one side requires is impossible on the other side, or
+        (required on both sides) has provably disjoint values."""
+        for x, y in ((a, b), (b, a)):
+            for name in x.required:
+                try:
+                    nx = self._conj_branches(self.prop_conj(x.obj, name))
+                    ny = self._conj_branches(self.prop_conj(y.obj, name))
+                except UnsupportedSchemaError:
+                    continue
+                if not ny:  # required on one side, impossible on the other
                     return True
-        if types == frozenset({"object"}) and depth < 3:
-            for x, y in ((a, b), (b, a)):
-                for name in x.required:
-                    try:
-                        nx = self._conj_branches(self.prop_conj(x.obj, name))
-                        ny = self._conj_branches(self.prop_conj(y.obj, name))
-                    except UnsupportedSchemaError:
-                        continue
-                    if not ny:  # required on one side, impossible on the other
-                        return True
-                    if name in y.required and all(self.disjoint(p, q, depth + 1) for p in nx for q in ny):
-                        return True
+                if name in y.required and all(self.disjoint(p, q, depth + 1) for p in nx for q in ny):
+                    return True
         return False
 
     def _conj_branches(self, conj) -> list:

@@ -89,10 +89,7 @@ class ContainersMixin:
         neg = None
         if cmax is not None:
             try:
-                inner = self.normalize_exact(csub)
-                if inner is None:
-                    raise _CannotNegate("contains", "its subschema is not fully enforced")
-                self.negate(inner, cptr)
+                self.negation(csub)
             except _CannotNegate as e:
                 self.unsupported("maxContains", cptr, f"cannot negate the contains schema ({e.keyword!r})")
                 cmax = None

@@ -62,11 +62,14 @@ exponent (``3.0`` allowed for draft 6+), ``multipleOf`` with an integral
 divisor (non-integral divisors are unsupported: validators compare them in
 floating point).
 
-Combinators. ``allOf`` is merged, ``anyOf`` is a union, ``oneOf`` is a union
-when its alternatives are provably disjoint under the constraints around it,
-and otherwise ``(A and not B) or (B and not A)...`` when they can be negated;
-``not`` supports types, enums/consts of scalars, bounds, lengths, patterns,
-``required``, ``properties``, ``items``, item/property counts;
+Combinators. ``allOf`` is merged, ``anyOf`` is a union, ``oneOf`` is
+``(A and not B) or (B and not A)...``, where a negation is skipped for the
+types on which the alternatives are provably disjoint under the constraints
+around them; ``not`` supports types, enums/consts of scalars, bounds,
+lengths, patterns, ``required``, ``properties``, ``items``, item/property
+counts, double negation, anything within a finite ``enum`` (checked value by
+value), and ``additionalProperties``/``patternProperties``/``propertyNames``
+within a closed object (see :mod:`json_combinators`);
 ``if``/``then``/``else`` likewise (without ``then`` no negation is needed);
 ``dependentRequired``, ``dependentSchemas`` and draft-7 ``dependencies``;
 ``unevaluatedProperties``/``unevaluatedItems`` over the branch being built
@@ -115,7 +118,6 @@ from structgen.frontends.charlang import ANY_STRING
 from structgen.frontends.json_combinators import (
     MAX_BRANCHES,
     CombinatorsMixin,
-    _CannotNegate,
     _TooManyBranches,
 )
 from structgen.frontends.json_constraints import (
@@ -347,6 +349,7 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         self.lossy: set = set()  # keys of subschemas where lenient mode skipped something
         self.lossy_events = 0
         self.not_in_memo: dict = {}
+        self.negation_memo: dict = {}
         self.keep: list = []
         text = json.dumps(schema) if not isinstance(schema, bool) else ""
         # annotation bookkeeping (more branches) only when something reads it
@@ -564,8 +567,7 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
             self.unsupported("$dynamicRef", ptr + "/$dynamicRef", "dynamic references are not supported")
         if "$recursiveRef" in s and d == 2019:
             self.unsupported("$recursiveRef", ptr + "/$recursiveRef", "recursive references are not supported")
-        for i in range(len(s.get("allOf", ()))):
-            conj(self.normalize(self.child(sub, "allOf", i)), "allOf")
+
         def guarded(keyword: str, fn) -> None:
             """Run one keyword's step; too many alternatives is unsupported
             (in lenient mode the keyword is skipped)."""
@@ -574,25 +576,19 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
             except _TooManyBranches as e:
                 self.unsupported(e.keyword or keyword, e.ptr, e.detail)
 
+        def narrow(fn) -> None:
+            nonlocal branches
+            if branches:
+                branches = fn(branches)
+
+        for part in self.negations_last([self.child(sub, "allOf", i) for i in range(len(s.get("allOf", ())))]):
+            guarded("allOf", lambda: narrow(lambda bs: self.restrict(bs, part)))
         if "anyOf" in s:
             guarded("anyOf", lambda: self._any_of(sub, conj))
-        if "oneOf" in s and branches:
-            def one() -> None:
-                nonlocal branches
-                branches = self.one_of(sub, branches)
-            guarded("oneOf", one)
+        if "oneOf" in s:
+            guarded("oneOf", lambda: narrow(lambda bs: self.one_of(sub, bs)))
         if "not" in s:
-            def neg() -> None:
-                inner = self.normalize_exact(self.child(sub, "not"))
-                if inner is None:
-                    self.unsupported("not", ptr + "/not", "its subschema is not fully enforced")
-                    return
-                try:
-                    conj(self.negate(inner, ptr + "/not"), "not")
-                except _CannotNegate as e:
-                    self.unsupported("not", ptr + "/not",
-                                     f"cannot negate {e.keyword!r}" + (f" ({e.detail})" if e.detail else ""))
-            guarded("not", neg)
+            guarded("not", lambda: narrow(lambda bs: self.exclude_sub(bs, self.child(sub, "not"))))
         if d >= 7 and "if" in s and ("then" in s or "else" in s or self.annotations_matter):
             guarded("if", lambda: conj(self.if_then_else(sub), "if"))
         guarded("dependentSchemas", lambda: self._dependencies(sub, conj))
@@ -824,9 +820,9 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         self.in_progress[key] = name
         try:
             branches = [TOP]
-            for s in c:
+            for s in self.negations_last(c):
                 try:
-                    branches = self.and_(branches, self.normalize(s), s.ptr)
+                    branches = self.restrict(branches, s)
                 except _TooManyBranches as e:
                     self.unsupported(e.keyword, e.ptr, e.detail)  # lenient: drop this part
                 self.reasons.add(c[0].ptr, "no value satisfies all its subschemas")
