@@ -751,6 +751,21 @@ def test_one_of_exclusive_per_type():
     assert_sound(s, seed=18)
 
 
+def test_negated_multiple_of():
+    s = {"type": "number", "not": {"multipleOf": 3}}
+    check(s, [1, -7, 3000000001, 4.5, 1.5], [0, 3, -3, 6.0, 1e20])
+    assert_sound(s, seed=19)
+    s = {"type": "integer", "minimum": 0, "maximum": 20, "multipleOf": 2, "not": {"multipleOf": 3}}
+    check(s, [2, 4, 8, 20], [0, 6, 12, 3])
+    s = {"type": "integer", "oneOf": [{"multipleOf": 3}, {"multipleOf": 5}]}
+    check(s, [3, 5, 9, 10, -6], [15, 0, 7, 30])
+    assert_sound(s, seed=20)
+    with pytest.raises(UnsatisfiableSchemaError):
+        json_schema_to_grammar({"type": "integer", "multipleOf": 6, "not": {"multipleOf": 3}})
+    with pytest.raises(UnsupportedSchemaError, match="multipleOf"):
+        json_schema_to_grammar({"not": {"multipleOf": 0.5}})
+
+
 def test_negated_items():
     s = {"type": "array", "not": {"items": {"type": "integer"}}}
     check(s, [["a"], [1, "a"]], [[], [1, 2]])

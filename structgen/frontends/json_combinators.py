@@ -3,9 +3,9 @@
 
 ``not`` is computed on the normal form (:mod:`json_constraints`): the negation
 of a branch is a union of branches, one per violated constraint, which exists
-for types, scalar enums/consts, bounds, lengths, patterns, ``required``,
-``properties``, ``items``/``prefixItems`` (as ``contains`` of the negated item
-schema) and item/property counts. A negation only has to be right on the
+for types, scalar enums/consts, bounds, integral ``multipleOf``, lengths,
+patterns, ``required``, ``properties``, ``items``/``prefixItems`` (as
+``contains`` of the negated item schema) and item/property counts. A negation only has to be right on the
 values its context allows, so it is built relative to each context branch:
 ``not not X`` is X; within a finite ``enum`` each value is checked by
 ``jsonschema`` itself; within a closed object (``additionalProperties:
@@ -263,8 +263,12 @@ class CombinatorsMixin:
             add(NUMERIC, maximum=(b.minimum[0], not b.minimum[1]))
         if b.maximum is not None:
             add(NUMERIC, minimum=(b.maximum[0], not b.maximum[1]))
-        if b.multiple_of:
-            raise _CannotNegate("multipleOf")
+        for m, mptr in b.multiple_of:
+            if isinstance(m, float) and not m.is_integer():
+                raise _CannotNegate("multipleOf", "a non-integral divisor")
+            add(NUMERIC, not_multiple_of=((m, mptr),))
+        for m in b.not_multiple_of:
+            add(NUMERIC, multiple_of=(m,))
         if b.min_len:
             add({"string"}, max_len=b.min_len - 1)
         if b.max_len is not None:

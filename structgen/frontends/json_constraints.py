@@ -74,6 +74,7 @@ class Branch:
     minimum: tuple | None = None  # (bound, exclusive)
     maximum: tuple | None = None
     multiple_of: tuple = ()  # ((value, ptr), ...)
+    not_multiple_of: tuple = ()  # ((integral value, ptr), ...): from a negated multipleOf
     min_len: int = 0
     max_len: int | None = None
     patterns: tuple = ()  # ((pattern, ptr), ...)
@@ -96,6 +97,7 @@ class Branch:
     def has_constraints(self) -> bool:
         return bool(
             self.enum is not None or self.not_values or self.minimum or self.maximum or self.multiple_of
+            or self.not_multiple_of
             or self.min_len or self.max_len is not None or self.patterns or self.not_patterns or self.formats
             or self.arr or self.min_items or self.max_items is not None or self.contains or self.obj
             or self.required or self.min_props or self.max_props is not None or self.prop_names
@@ -226,6 +228,7 @@ def intersect(a: Branch, b: Branch) -> Branch | None:
         minimum=tighter_lower(a.minimum, b.minimum),
         maximum=tighter_upper(a.maximum, b.maximum),
         multiple_of=a.multiple_of + b.multiple_of,
+        not_multiple_of=a.not_multiple_of + b.not_multiple_of,
         min_len=max(a.min_len, b.min_len),
         max_len=_min_opt(a.max_len, b.max_len),
         patterns=a.patterns + b.patterns,

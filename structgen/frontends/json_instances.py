@@ -62,6 +62,9 @@ class InstanceChecksMixin:
             for m, _ in b.multiple_of:
                 if not _multiple_of(v, m):
                     return False
+            for m, _ in b.not_multiple_of:
+                if _multiple_of(v, m):
+                    return False
         elif t == "string":
             if len(v) < b.min_len or (b.max_len is not None and len(v) > b.max_len):
                 return False

@@ -27,7 +27,9 @@ zero fraction (``3.0``, ``3.00``) up to 2**53 in magnitude (beyond, the float
 they parse to is not exact). Exponent forms of integers (``1e2``) are never
 accepted for ``integer``. ``multipleOf`` is supported for integral divisors:
 integer literals only (no fractional spelling), by enumeration for small
-ranges and a remainder automaton otherwise.
+ranges and a remainder automaton otherwise; so is its negation (integer
+literals with a non-zero remainder, and fractional literals that surely
+parse to a non-integer).
 """
 
 from __future__ import annotations
@@ -131,11 +133,15 @@ def integer_range(lo: int | None, hi: int | None) -> ir.Expr:
     return ir.alt(*parts)
 
 
-def integer_multiples(k: int, lo: int | None, hi: int | None, *, max_states: int = MAX_DIVISOR_STATES) -> ir.Expr | None:
-    """Integer literals in ``[lo, hi]`` divisible by ``k`` (character-level);
-    None if the automaton would be too large."""
+def integer_multiples(k: int, lo: int | None, hi: int | None, *, excluded: tuple = (),
+                      max_states: int = MAX_DIVISOR_STATES) -> ir.Expr | None:
+    """Integer literals in ``[lo, hi]`` divisible by ``k`` and by none of
+    ``excluded`` (character-level); None if the automaton would be too large."""
     k = abs(k)
-    if k == 1:
+    excluded = _useful_exclusions(k, excluded)
+    if excluded is None:
+        return ir.NOTHING
+    if k == 1 and not excluded:
         return integer_range(lo, hi)
     if lo is not None and hi is not None:
         first = -((-lo) // k) * k
@@ -143,29 +149,48 @@ def integer_multiples(k: int, lo: int | None, hi: int | None, *, max_states: int
             return ir.NOTHING
         count = (hi - first) // k + 1
         if count <= ENUMERATE_MULTIPLES:
-            vals = range(first, hi + 1, k)
+            vals = [v for v in range(first, hi + 1, k) if all(v % m for m in excluded)]
             opts = [text(str(v)) for v in vals]
             if 0 in vals:
                 opts.append(text("-0"))
             return ir.alt(*opts)
-    if k > max_states:
+    if math.lcm(k, *excluded) > max_states:
         return None
     parts = []
     try:
         if hi is None or hi >= 0:
             rng = natural_range(max(lo, 0) if lo is not None else 0, hi)
-            parts.append(_multiples_dfa(rng, k, max_states))
+            parts.append(_multiples_dfa(rng, k, excluded, max_states))
         if lo is None or lo <= 0:
             rng = natural_range(max(-hi, 0) if hi is not None else 0, -lo if lo is not None else None)
-            parts.append(ir.seq(MINUS, _multiples_dfa(rng, k, max_states)))
+            parts.append(ir.seq(MINUS, _multiples_dfa(rng, k, excluded, max_states)))
     except charlang.TooLarge:
         return None
     return ir.alt(*parts)
 
 
-def _multiples_dfa(rng: ir.Expr, k: int, max_states: int) -> ir.Expr:
-    dfa = charlang.combine([rng, charlang.DivisibleBy(k)], max_states=max_states)
+def _useful_exclusions(k: int, excluded) -> tuple | None:
+    """The excluded divisors that matter for multiples of k: None if one
+    divides k (no multiple of k is left), and without those that are
+    multiples of another one (excluding the smaller one excludes them)."""
+    ms = sorted({abs(m) for m in excluded})
+    if any(k % m == 0 for m in ms):
+        return None
+    return tuple(m for i, m in enumerate(ms) if not any(m % d == 0 for d in ms[:i]))
+
+
+def _multiples_dfa(rng: ir.Expr, k: int, excluded: tuple, max_states: int) -> ir.Expr:
+    comps = [rng, charlang.DivisibleBy(k), *(charlang.DivisibleBy(m) for m in excluded)]
+    formula = ("and", ("var", 0), ("var", 1), *(("not", ("var", i)) for i in range(2, len(comps))))
+    dfa = charlang.combine(comps, formula, max_states=max_states)
     return (charlang.DFA_LEAF, dfa, 0) if not dfa.empty else ir.NOTHING
+
+
+def non_integer(e: ir.Expr) -> ir.Expr:
+    """The literals of character expression e that surely parse to a
+    non-integer (:data:`NON_INTEGER`), as a DFA leaf."""
+    dfa = charlang.combine([e, *NON_INTEGER])
+    return ir.NOTHING if dfa.empty else (charlang.DFA_LEAF, dfa, 0)
 
 
 def lower(e, sink: "charlang.RuleSink | None" = None) -> ir.Expr:
@@ -283,11 +308,13 @@ def _dec(f: float) -> Fraction:
 
 def number_expr(*, integers: bool, fractions: bool, minimum=None, exclusive_minimum: bool = False,
                 maximum=None, exclusive_maximum: bool = False, multiple_of: int | None = None,
-                zero_fractions: bool = False) -> ir.Expr | None:
+                not_multiple_of: tuple = (), zero_fractions: bool = False) -> ir.Expr | None:
     """Character-level expression (possibly holding DFA leaves, see
     :func:`lower`) for the JSON numbers allowed. ``integers``: integer literals
     allowed; ``fractions``: literals with a fraction or exponent allowed.
-    Bounds are the schema's values (int or float). None: multipleOf too large."""
+    ``not_multiple_of``: integral divisors the number must not be a multiple
+    of (fractional literals are then limited to surely non-integer ones).
+    Bounds are the schema's values (int or float). None: a divisor too large."""
     parts = []
     ilo = ihi = None
     if minimum is not None:
@@ -296,9 +323,14 @@ def number_expr(*, integers: bool, fractions: bool, minimum=None, exclusive_mini
     if maximum is not None:
         m = Fraction(maximum)
         ihi = math.ceil(m) - 1 if exclusive_maximum else math.floor(m)
+    divisible = multiple_of is not None or not_multiple_of
+
+    def multiples(lo, hi):
+        return integer_multiples(multiple_of or 1, lo, hi, excluded=not_multiple_of)
+
     if integers:
-        if multiple_of is not None:
-            e = integer_multiples(multiple_of, ilo, ihi)
+        if divisible:
+            e = multiples(ilo, ihi)
             if e is None:
                 return None
             parts.append(e)
@@ -310,11 +342,12 @@ def number_expr(*, integers: bool, fractions: bool, minimum=None, exclusive_mini
             zlo = max(ilo, -SAFE_INTEGER) if ilo is not None else -SAFE_INTEGER
             zhi = min(ihi, SAFE_INTEGER) if ihi is not None else SAFE_INTEGER
             if zlo <= zhi:
-                e = integer_multiples(multiple_of, zlo, zhi) if multiple_of is not None else integer_range(zlo, zhi)
+                e = multiples(zlo, zhi) if divisible else integer_range(zlo, zhi)
                 if e is not None:
                     parts.append(ir.seq(e, DOT, ir.rep(ZERO, 1, None)))
     if fractions and multiple_of is None:
-        parts.append(_fractional(minimum, exclusive_minimum, maximum, exclusive_maximum))
+        e = _fractional(minimum, exclusive_minimum, maximum, exclusive_maximum)
+        parts.append(non_integer(e) if not_multiple_of else e)
     return ir.alt(*parts)
 
 

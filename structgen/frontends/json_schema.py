@@ -66,8 +66,8 @@ Combinators. ``allOf`` is merged, ``anyOf`` is a union, ``oneOf`` is
 ``(A and not B) or (B and not A)...``, where a negation is skipped for the
 types on which the alternatives are provably disjoint under the constraints
 around them; ``not`` supports types, enums/consts of scalars, bounds,
-lengths, patterns, ``required``, ``properties``, ``items``, item/property
-counts, double negation, anything within a finite ``enum`` (checked value by
+lengths, patterns, integral ``multipleOf``, ``required``, ``properties``,
+``items``, item/property counts, double negation, anything within a finite ``enum`` (checked value by
 value), and ``additionalProperties``/``patternProperties``/``propertyNames``
 within a closed object (see :mod:`json_combinators`);
 ``if``/``then``/``else`` likewise (without ``then`` no negation is needed);
@@ -920,8 +920,10 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
                 float_divisor = True
             m = abs(int(m))
             k = m if k is None else k * m // math.gcd(k, m)
+        excluded = tuple(abs(int(m)) for m, _ in b.not_multiple_of)
+        float_divisor = float_divisor or any(isinstance(m, float) for m, _ in b.not_multiple_of)
         lo, hi = b.minimum, b.maximum
-        if k is not None and float_divisor:
+        if (k is not None or excluded) and float_divisor:
             # int / float division is exact only below 2**53
             lo = tighter_lower(lo, (-(2 ** 53), False))
             hi = tighter_upper(hi, (2 ** 53, False))
@@ -935,10 +937,11 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
             e = json_numbers.number_expr(integers=False, fractions=True, **bounds)
             dfa = charlang.combine([e, *json_numbers.NON_INTEGER])
             return NOTHING if dfa.empty else json_numbers.lower((charlang.DFA_LEAF, dfa, 0), self.sink)
-        e = json_numbers.number_expr(integers=True, fractions=fracs, multiple_of=k,
+        e = json_numbers.number_expr(integers=True, fractions=fracs, multiple_of=k, not_multiple_of=excluded,
                                      zero_fractions=self.draft >= 6, **bounds)
         if e is None:
-            self.unsupported("multipleOf", b.multiple_of[0][1], f"divisor {k} is too large for a remainder automaton")
+            mptr = (b.multiple_of or b.not_multiple_of)[0][1]
+            self.unsupported("multipleOf", mptr, "the divisors are too large for a remainder automaton")
             e = json_numbers.number_expr(integers=True, fractions=fracs, zero_fractions=self.draft >= 6, **bounds)
         out = json_numbers.lower(e, self.sink)
         if out == NOTHING:
