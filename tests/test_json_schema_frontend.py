@@ -434,13 +434,26 @@ def test_properties_required_and_extras():
 
 
 def test_property_order_of_large_objects():
-    props = {k: {"type": "integer"} for k in "abcdefgh"}
+    props = {k: {"type": "integer"} for k in "abcdefghijk"}
     s = {"type": "object", "properties": props, "required": ["b", "g"]}
     check(s, [{"b": 1, "g": 2}, {"a": 0, "b": 1, "c": 2, "g": 3, "h": 4, "zz": 5}], [{"b": 1}, {"b": 1, "g": "x"}])
-    # more declared properties than ANY_ORDER_MAX_PROPERTIES: declaration order
+    # more than 10 declared properties: declaration order
     assert not accepts_text(s, '{"g":2,"b":1}', whitespace="compact")
     assert not accepts_text(s, '{"b":1,"b":1,"g":2}', whitespace="compact")
     assert_sound(s, seed=15)
+
+
+def test_any_order_of_mid_sized_objects_within_budget():
+    props = {k: {"type": "integer"} for k in "abcdefgh"}
+    s = {"type": "object", "properties": props, "required": ["b", "g"]}
+    check(s, [{"g": 2, "b": 1}, {"h": 0, "b": 1, "a": 2, "g": 3}], [{"g": 1}, {"g": 2, "b": "x"}])
+    assert not accepts_text(s, '{"b":1,"g":2,"b":3}', whitespace="compact")
+    assert_sound(s, seed=21)
+    # the budget is per grammar: two such objects do not both get any order
+    nine = {k + "2": {"type": "integer"} for k in "abcdefghi"}
+    two = {"type": "object", "properties": {"x": s, "y": {**s, "properties": nine, "required": ["b2", "g2"]}}}
+    assert accepts_text(two, '{"x":{"g":2,"b":1}}', whitespace="compact")
+    assert not accepts_text(two, '{"y":{"g2":2,"b2":1}}', whitespace="compact")
 
 
 def test_any_order_with_counts():

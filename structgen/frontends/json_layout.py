@@ -8,8 +8,9 @@ Objects: declared members (value schemas from ``properties``,
 ``patternProperties`` and ``additionalProperties`` of every schema object of
 the branch) and one "undeclared member" alternative (key languages split by
 pattern region). Small objects accept their members in any order, each at
-most once (:meth:`object_any_order`); larger ones in declaration order with
-undeclared members anywhere (:meth:`object_layout`). See the module docstring
+most once (:meth:`object_any_order`), and so do objects of up to 10 members
+while a per-grammar budget of subset states lasts; larger ones take them in
+declaration order with undeclared members anywhere (:meth:`object_layout`). See the module docstring
 of :mod:`json_schema` for the exact rules.
 """
 
@@ -24,6 +25,7 @@ from structgen.grammar.ir import EPS, NOTHING, alt, literal, opt, ref, rep, seq
 MAX_LAYOUT_STATES = 20000  # object/array counting states
 MAX_PATTERN_REGIONS = 6  # patternProperties patterns whose key regions are split exactly
 ANY_ORDER_MAX_PROPERTIES = 6  # objects with at most this many declared properties accept any key order
+ANY_ORDER_BUDGET = 1024  # subset states per grammar for larger any-order objects (up to 10 properties)
 
 
 class ContainersMixin:
@@ -160,9 +162,23 @@ class ContainersMixin:
             members.append((self.hoist(seq(json_text.string_literal(n), self.colon, v)), n in required))
         extra = self.extra_member(b, parts, names)
         e_states = (b.max_props + 1) if (b.max_props is not None and extra != NOTHING) else 2
-        if 2 <= len(members) <= ANY_ORDER_MAX_PROPERTIES and (1 << len(members)) * e_states <= 2048:
+        if self.any_order_affordable(len(members), e_states):
             return self.object_any_order(b, members, extra)
         return self.object_layout(b, members, extra)
+
+    def any_order_affordable(self, n: int, e_states: int) -> bool:
+        """Any key order costs a rule per subset of members seen: always paid
+        for small objects, for up to 10 members while the grammar's budget
+        lasts (declared order keeps big schemas with many such objects small)."""
+        states = (1 << n) * e_states
+        if n < 2 or states > 2048:
+            return False
+        if n <= ANY_ORDER_MAX_PROPERTIES:
+            return True
+        if self.any_order_spent + states > ANY_ORDER_BUDGET:
+            return False
+        self.any_order_spent += states
+        return True
 
     def object_any_order(self, b: Branch, members: list, extra: ir.Expr) -> ir.Expr:
         """Members in any order, each declared one at most once: one rule per

@@ -25,10 +25,12 @@ skipped: the whole negation is, so lenient grammars only ever widen).
 Objects. Declared properties are ``properties``, then ``required`` names not
 in ``properties``, across ``allOf`` parts in order of first appearance. An
 object with at most ``ANY_ORDER_MAX_PROPERTIES`` (6) of them accepts them in
-any order, each at most once (a rule per set of keys seen). Larger objects
-take them in declaration order, each optional one may be left out, so a
-declared key never appears twice there either. (On the MaskBench dev split
-that rejects valid instances of 12 of 3387 schemas.) Undeclared keys, where
+any order, each at most once (a rule per set of keys seen); so do objects of
+up to 10 while a per-grammar budget of such rules lasts (``ANY_ORDER_BUDGET``
+in :mod:`json_layout`, first come first served). Other objects take them in
+declaration order, each optional one may be left out, so a declared key never
+appears twice there either. (On the MaskBench dev split declaration order
+rejects valid instances of about a dozen of 3387 schemas.) Undeclared keys, where
 the schema allows them (``additionalProperties`` absent, ``true`` or a
 schema, or matching ``patternProperties``), may appear anywhere. An
 undeclared key is, character by decoded character, different from every
@@ -350,6 +352,7 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         self.lossy_events = 0
         self.not_in_memo: dict = {}
         self.negation_memo: dict = {}
+        self.any_order_spent = 0  # subset states of any-order objects beyond ANY_ORDER_MAX_PROPERTIES
         self.keep: list = []
         text = json.dumps(schema) if not isinstance(schema, bool) else ""
         # annotation bookkeeping (more branches) only when something reads it
