@@ -11,10 +11,15 @@ automata check soundness: whatever the grammar produces must validate with
 
 from __future__ import annotations
 
+import base64
 import collections
 import json
 import math
 import random
+import re
+import shutil
+import subprocess
+import warnings
 
 import jsonschema
 import numpy as np
@@ -386,6 +391,17 @@ def test_pattern_errors():
     ("uri", ["https://example.com/a?b=c#d", "urn:isbn:0451450523"], ["/relative", "not a uri"]),
     ("uri-reference", ["/relative/path", "https://x.y/", "#frag"], ["has space"]),
     ("json-pointer", ["", "/a/b~0~1"], ["a/b", "/~2"]),
+    ("iri", ["http://ƒøø.ßår/?∂éœ=πîx#πîüx", "urn:ex:r", "http://[v1.fe]/"], ["/abc", "âππ", "http://a/\n"]),
+    ("iri-reference", ["/âππ", "âππ", "#ƒrägmênt"], ["#ƒräg\\mênt", "a b"]),
+    ("uri-template", ["http://x/{term:1}/{term}", "{+v}{?x,y*}", "a'b", "", "{%41.b}"],
+     ["{}", "{a,}", "{v:0}", "{v:10000}", "foo}bar", "{=x}", "{a..b}", "a b"]),
+    ("regex", ["^[a-zA-Z0-9_]{3,16}$", "", "([abc])+\\s+$", "(?:a|b)*?c{2,}", "[\\d-]\\.x{1,10}"],
+     ["*", "\\", "[", "^(abc]", "a{3,2}", "a**", "[]", "(?<n>x)", "\\cA", "{", "a{1}{2}", "(((((a)))))"]),
+    ("full-date", ["2024-02-29"], ["2023-02-29", "2024-1-01"]),
+    ("byte", ["", "dmFsdWU=", "YQ==", "YWJj", "+/+/"], ["YR==", "YWJ=", "dmFsdWU", "a b", "YQ=", "===="]),
+    ("binary", ["", "anything \u0000"], []),
+    ("password", ["hunter2"], []),
+    ("html", ["<p>x</p>", "<unclosed"], []),
 ])
 def test_formats(fmt, good, bad):
     s = {"type": "string", "format": fmt}
@@ -416,6 +432,43 @@ def test_format_languages_are_sound():
                 datetime.date.fromisoformat(s)
             if name == "ipv6":
                 ipaddress.IPv6Address(s)
+
+
+def test_regex_format_is_valid_ecma_and_python():
+    """Strings the ``regex`` format accepts compile with Python's ``re`` (no
+    warning) and, where node is installed, as ECMA-262 with and without ``u``."""
+    dfa = json_formats.format_language("regex")[1]
+    rnd = random.Random(5)
+    alphabet = "az09()[]{}?*+|-^$\\:.,dDwbBxu/=!A"
+    samples = set()
+    while len(samples) < 3000:
+        s, text = 0, ""
+        for _ in range(rnd.randrange(1, 25)):
+            moves = [(c, t) for c in alphabet for ranges, t in dfa.trans[s]
+                     if any(lo <= ord(c) <= hi for lo, hi in ranges)]
+            if not moves:
+                break
+            c, s = rnd.choice(moves)
+            text += c
+        if dfa.accept[s]:
+            samples.add(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for p in samples:
+            re.compile(p)
+    node = shutil.which("node")
+    if node:
+        js = ("const xs=JSON.parse(require('fs').readFileSync(0,'utf8'));for(const s of xs)"
+              "for(const f of ['','u'])try{new RegExp(s,f)}catch(e){console.log(f,JSON.stringify(s))}")
+        out = subprocess.run([node, "-e", js], input=json.dumps(sorted(samples)), capture_output=True, text=True)
+        assert out.returncode == 0 and not out.stdout, out.stdout[:2000]
+
+
+def test_byte_format_is_canonical_base64():
+    dfa = dfa_for({"type": "string", "format": "byte"})
+    for doc in random_documents(dfa, 40, seed=3, max_len=40):
+        s = json.loads(doc)
+        assert base64.b64encode(base64.b64decode(s, validate=True)).decode() == s
 
 
 # --------------------------------------------------------------------------- objects

@@ -106,6 +106,12 @@ KNOWN_INCOMPLETE = {
         "leap seconds are rejected (jsonschema's time checker rejects them)",
     ("optional/format/hostname", "validation of A-label (punycode) host names"):
         "IDNA (xn--) labels are refused: punycode validity is not expressible",
+    ("optional/format/ecmascript-regex", "ECMA 262 named groups and backreferences are valid"):
+        "Python's re, which jsonschema checks the regex format with, rejects (?<name>...)",
+    ("optional/format/ecmascript-regex", "ECMA 262 lookbehind is valid, including variable width"):
+        "look-arounds are refused (Python's re rejects variable-width look-behinds)",
+    ("optional/format/ecmascript-regex", "ECMA 262 character classes and escapes"):
+        "Python's re, which jsonschema checks the regex format with, rejects [], [^] and \\cA",
 }
 
 _GROUPS = list(iter_groups())

@@ -21,9 +21,18 @@ easy to express, we accept a subset:
 - ``ipv4``: dotted quad, no leading zeros; ``ipv6``: RFC 4291 text forms
   (one ``::``, optional trailing dotted quad, no zone id).
 - ``uuid``: 8-4-4-4-12 hex digits.
-- ``uri`` / ``uri-reference``: RFC 3986 (ASCII only; IP literals with IPv6,
-  no IPvFuture).
+- ``uri`` / ``uri-reference``: RFC 3986; ``iri`` / ``iri-reference``: RFC
+  3987 (the same with ``ucschar`` and, in queries, ``iprivate``).
+- ``uri-template``: RFC 6570 level 4 with erratum 6937, without the
+  operators reserved for future extensions.
 - ``json-pointer``, ``relative-json-pointer``: RFC 6901 and its draft extension.
+- ``regex``: a subset of the patterns valid for ECMA-262 (with or without the
+  ``u`` flag) and for Python's ``re``, which ``jsonschema`` compiles them with
+  (see :func:`_regex`).
+- ``full-date``: RFC 3339's name for ``date``.
+- OpenAPI Format Registry: ``byte`` is canonical RFC 4648 base64 (padding
+  required, pad bits zero); ``binary``, ``password``, ``commonmark`` and
+  ``html`` constrain nothing beyond the string type.
 
 Other formats raise :class:`KeyError` from :func:`format_language` (the JSON
 Schema frontend turns that into ``UnsupportedSchemaError``).
@@ -73,28 +82,50 @@ IPV6 = "(?:" + "|".join([
 
 UUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
 
-# RFC 3986
-_UNRESERVED = r"A-Za-z0-9\-._~"
+# RFC 3986 URIs; RFC 3987 IRIs add ``ucschar`` to the unreserved characters
+# and ``iprivate`` to queries
+_UCSCHAR = r"\u{a0}-\u{d7ff}\u{f900}-\u{fdcf}\u{fdf0}-\u{ffef}" + "".join(
+    rf"\u{{{p:x}0000}}-\u{{{p:x}fffd}}" for p in range(1, 14)) + r"\u{e1000}-\u{efffd}"
+_IPRIVATE = r"\u{e000}-\u{f8ff}\u{f0000}-\u{ffffd}\u{100000}-\u{10fffd}"
 _SUB_DELIMS = r"!$&'()*+,;="
 _PCT = r"%[0-9A-Fa-f]{2}"
-_PCHAR = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}:@]|{_PCT})"
 _SCHEME = r"[A-Za-z][A-Za-z0-9+\-.]*"
-_USERINFO = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}:]|{_PCT})*"
-_REG_NAME = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}]|{_PCT})*"
-_HOST = rf"(?:\[{IPV6}\]|{_REG_NAME})"
-_AUTHORITY = rf"(?:{_USERINFO}@)?{_HOST}(?::[0-9]*)?"
-_SEGMENT = rf"{_PCHAR}*"
-_SEGMENT_NZ = rf"{_PCHAR}+"
-_SEGMENT_NZ_NC = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}@]|{_PCT})+"
-_PATH_ABEMPTY = rf"(?:/{_SEGMENT})*"
-_PATH_ABSOLUTE = rf"/(?:{_SEGMENT_NZ}(?:/{_SEGMENT})*)?"
-_PATH_ROOTLESS = rf"{_SEGMENT_NZ}(?:/{_SEGMENT})*"
-_PATH_NOSCHEME = rf"{_SEGMENT_NZ_NC}(?:/{_SEGMENT})*"
-_QUERY = rf"(?:{_PCHAR}|[/?])*"
-_HIER = rf"(?://{_AUTHORITY}{_PATH_ABEMPTY}|{_PATH_ABSOLUTE}|{_PATH_ROOTLESS}|)"
-URI = rf"{_SCHEME}:{_HIER}(?:\?{_QUERY})?(?:#{_QUERY})?"
-_RELATIVE = rf"(?://{_AUTHORITY}{_PATH_ABEMPTY}|{_PATH_ABSOLUTE}|{_PATH_NOSCHEME}|)"
-URI_REFERENCE = rf"(?:{URI}|{_RELATIVE}(?:\?{_QUERY})?(?:#{_QUERY})?)"
+_IP_LITERAL = rf"\[(?:{IPV6}|[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~{_SUB_DELIMS}:]+)\]"
+
+
+def _uri_patterns(ucs: str = "", private: str = "") -> tuple[str, str]:
+    """(absolute, reference) patterns of RFC 3986 URIs, or with RFC 3987's
+    ``ucschar`` and ``iprivate`` ranges given, of IRIs."""
+    unreserved = rf"A-Za-z0-9\-._~{ucs}"
+    pchar = rf"(?:[{unreserved}{_SUB_DELIMS}:@]|{_PCT})"
+    userinfo = rf"(?:[{unreserved}{_SUB_DELIMS}:]|{_PCT})*"
+    reg_name = rf"(?:[{unreserved}{_SUB_DELIMS}]|{_PCT})*"
+    authority = rf"(?:{userinfo}@)?(?:{_IP_LITERAL}|{reg_name})(?::[0-9]*)?"
+    segment_nz_nc = rf"(?:[{unreserved}{_SUB_DELIMS}@]|{_PCT})+"
+    path_abempty = rf"(?:/{pchar}*)*"
+    path_absolute = rf"/(?:{pchar}+{path_abempty})?"
+    query = rf"(?:{pchar}|[/?{private}])*"
+    fragment = rf"(?:{pchar}|[/?])*"
+    tail = rf"(?:\?{query})?(?:#{fragment})?"
+    hier = rf"(?://{authority}{path_abempty}|{path_absolute}|{pchar}+{path_abempty}|)"
+    relative = rf"(?://{authority}{path_abempty}|{path_absolute}|{segment_nz_nc}{path_abempty}|)"
+    absolute = rf"{_SCHEME}:{hier}{tail}"
+    return absolute, rf"(?:{absolute}|{relative}{tail})"
+
+
+URI, URI_REFERENCE = _uri_patterns()
+IRI, IRI_REFERENCE = _uri_patterns(_UCSCHAR, _IPRIVATE)
+
+# RFC 6570 level 4 with erratum 6937 (the apostrophe is a literal); the
+# operators reserved for future extensions (= , ! @ |) are refused
+_VARCHAR = rf"(?:[A-Za-z0-9_]|{_PCT})"
+_VARSPEC = rf"{_VARCHAR}(?:\.?{_VARCHAR})*(?::[1-9][0-9]{{0,3}}|\*)?"
+URI_TEMPLATE = (rf"(?:[!#$&-;=?-\[\]_a-z~{_UCSCHAR}{_IPRIVATE}]|{_PCT}"
+                rf"|\{{[+#./;?&]?{_VARSPEC}(?:,{_VARSPEC})*\}})*")
+
+# RFC 4648 section 4, canonical: the pad bits of the last group are zero
+_B64 = "A-Za-z0-9+/"
+BASE64 = rf"(?:[{_B64}]{{4}})*(?:[{_B64}][AQgw]==|[{_B64}]{{2}}[AEIMQUYcgkosw048]=)?"
 
 JSON_POINTER = r"(?:/(?:[^~/]|~[01])*)*"
 RELATIVE_JSON_POINTER = rf"(?:0|[1-9][0-9]*)(?:#|{JSON_POINTER})"
@@ -129,6 +160,133 @@ def _email() -> ir.Expr:
     return ir.seq(local, charlang.char("@"), ir.alt(_hostname(), literal))
 
 
+REGEX_GROUP_DEPTH = 4  # group nesting the ``regex`` format accepts
+_SYNTAX_CHARS = "^$\\.*+?()[]{}|"
+
+
+def _chars(s: str) -> ir.Expr:
+    return charlang.cset([(ord(c), ord(c)) for c in s])
+
+
+def _chars_except(s: str) -> ir.Expr:
+    return charlang.cset(charlang.subtract_ranges(charlang.ANY_RANGES, charlang.merge_ranges(
+        (ord(c), ord(c)) for c in s)))
+
+
+def _repeat_bounds() -> ir.Expr:
+    """``{n}``, ``{n,}``, ``{n,m}`` with n <= m (ECMA rejects n > m), counts of
+    at most 4 digits: m longer than n, both of one digit, or two digits with
+    the first of m greater."""
+    digit = charlang.cset([(0x30, 0x39)])
+    number = ir.alt(digit, ir.seq(charlang.cset([(0x31, 0x39)]), ir.rep(digit, 1, 3)))
+
+    def sized(n: int, hi: int) -> ir.Expr:  # canonical numbers of n to hi digits
+        return digit if hi == 1 else ir.seq(charlang.cset([(0x31, 0x39)]), ir.rep(digit, n - 1, hi - 1))
+
+    def up_from(d: int) -> ir.Expr:
+        return charlang.cset([(0x30 + d, 0x39)])
+
+    comma = charlang.char(",")
+    pairs = [ir.seq(sized(n, n), comma, sized(n + 1, 4)) for n in (1, 2, 3)]
+    pairs += [ir.seq(charlang.char(str(d)), comma, up_from(d)) for d in range(10)]
+    pairs += [ir.seq(charlang.char(str(d)), digit, comma, up_from(d + 1), digit) for d in range(1, 9)]
+    return ir.seq(charlang.char("{"), ir.alt(number, ir.seq(number, comma), *pairs), charlang.char("}"))
+
+
+def _class_ranges() -> list[ir.Expr]:
+    """``x-y`` within the digits or the letters of one case, with x the
+    first of them or y the last (``0-7``, ``a-f``, ``1-9``): ordered ranges
+    whose check needs no memory of x."""
+    out = []
+    for lo, hi in ((0x30, 0x39), (0x41, 0x5A), (0x61, 0x7A)):
+        dash_to = ir.seq(charlang.char("-"), charlang.cset([(hi, hi)]))
+        out.append(ir.seq(charlang.cset([(lo, lo)]), charlang.char("-"), charlang.cset([(lo, hi)])))
+        out.append(ir.seq(charlang.cset([(lo + 1, hi)]), dash_to))
+    return out
+
+
+def _flat_regex() -> ir.Expr:
+    """The ``regex`` format without groups: alternatives of literals, ``.``,
+    escapes of syntax characters and of ``/``, ``\\d \\w \\s`` and their
+    complements, control, ``\\x`` and ``\\u`` escapes, classes with
+    :func:`_class_ranges`, assertions ``^ $ \\b \\B``, and greedy or lazy
+    quantifiers after an atom."""
+    hexdigit = charlang.cset([(0x30, 0x39), (0x41, 0x46), (0x61, 0x66)])
+    escape = ir.seq(charlang.char("\\"), ir.alt(
+        _chars(_SYNTAX_CHARS + "/dDwWsSnrtfv"),
+        ir.seq(charlang.char("x"), ir.rep(hexdigit, 2, 2)),
+        ir.seq(charlang.char("u"), ir.rep(hexdigit, 4, 4))))
+    # unescaped ^ only leads a class, [ and doubled & | ~ are Python's
+    # future set operations (FutureWarning), so they are left out
+    item = ir.alt(_chars_except("\\]-[^&|~"), escape, charlang.text("\\-"), *_class_ranges())
+    dash = charlang.char("-")
+    body = ir.alt(ir.seq(dash, ir.rep(item, 0, None)), ir.seq(ir.rep(item, 1, None), ir.opt(dash)))
+    klass = ir.seq(charlang.char("["), ir.opt(charlang.char("^")), body, charlang.char("]"))
+    atom = ir.alt(_chars_except(_SYNTAX_CHARS), charlang.char("."), escape, klass)
+    quantifier = ir.seq(ir.alt(_chars("*+?"), _repeat_bounds()), ir.opt(charlang.char("?")))
+    assertion = ir.alt(_chars("^$"), charlang.text("\\b"), charlang.text("\\B"))
+    alternative = ir.rep(ir.alt(ir.seq(atom, ir.opt(quantifier)), assertion), 0, None)
+    return ir.seq(alternative, ir.rep(ir.seq(charlang.char("|"), alternative), 0, None))
+
+
+class _Groups(charlang.Component):
+    """Groups ``(...)`` and ``(?:...)`` nested up to ``max_depth`` around the
+    minimal DFA of :func:`_flat_regex`. A closed group is an atom, and every
+    state after an atom is the same minimal state, so the automaton needs only
+    the depth: ``(`` opens where ``.`` would lead there, ``)`` closes where
+    the pattern may end. State: (depth, flat state or OPEN / OPEN_Q)."""
+
+    OPEN, OPEN_Q = -1, -2  # after "(" and after "(?"
+
+    def __init__(self, flat: charlang.DFA, max_depth: int) -> None:
+        self.flat = flat
+        self.max_depth = max_depth
+        self.start = (0, 0)
+        self.after_atom = self._flat_step(0, ord("."))
+
+    def _flat_step(self, s: int, c: int) -> int | None:
+        for ranges, t in self.flat.trans[s]:
+            if any(lo <= c <= hi for lo, hi in ranges):
+                return t
+        return None
+
+    def step(self, state, c: int):
+        depth, s = state
+        if s == self.OPEN_Q:
+            return (depth, 0) if c == ord(":") else None
+        if s == self.OPEN:
+            if c == ord("?"):
+                return (depth, self.OPEN_Q)
+            s = 0
+        t = self._flat_step(s, c)
+        if t is not None:
+            return (depth, t)
+        if c == ord("(") and depth < self.max_depth and self._flat_step(s, ord(".")) == self.after_atom:
+            return (depth + 1, self.OPEN)
+        if c == ord(")") and depth > 0 and self.flat.accept[s]:
+            return (depth - 1, self.after_atom)
+        return None
+
+    def accepting(self, state) -> bool:
+        return state[0] == 0 and state[1] >= 0 and self.flat.accept[state[1]]
+
+    def cuts(self, state):
+        s = max(state[1], 0)
+        points = {ord(x) + d for x in "()?:" for d in (0, 1)}
+        points.update(p for ranges, _ in self.flat.trans[s] for lo, hi in ranges for p in (lo, hi + 1))
+        return points
+
+
+def _regex() -> ir.Expr:
+    """ECMA-262 patterns valid with and without the ``u`` flag that Python's
+    ``re`` (``jsonschema``'s checker) compiles too: :func:`_flat_regex` with
+    groups. A subset (no back-references, named groups, look-arounds, ``{``,
+    ``}`` or ``]`` literals, ranges such as ``c-x``...): every string accepted
+    is a valid regex for both."""
+    flat = charlang.minimize(charlang.dfa_of(_flat_regex()))
+    return (charlang.DFA_LEAF, charlang.minimize(charlang.combine([_Groups(flat, REGEX_GROUP_DEPTH)])), 0)
+
+
 _BUILDERS = {
     "date": lambda: _re(DATE),
     "date-time": lambda: _re(DATE_TIME),
@@ -143,6 +301,21 @@ _BUILDERS = {
     "uri-reference": lambda: _re(URI_REFERENCE),
     "json-pointer": lambda: _re(JSON_POINTER),
     "relative-json-pointer": lambda: _re(RELATIVE_JSON_POINTER),
+    "iri": lambda: _re(IRI),
+    "iri-reference": lambda: _re(IRI_REFERENCE),
+    "uri-template": lambda: _re(URI_TEMPLATE),
+    "regex": _regex,
+    # RFC 3339's name for the production JSON Schema calls ``date``
+    "full-date": lambda: _re(DATE),
+    # OpenAPI Format Registry
+    "byte": lambda: _re(BASE64),
+    # registry formats that constrain nothing beyond the string type: any
+    # octets, a UI hint to mask the value, markup every parser accepts
+    # (CommonMark defines a rendering of every string; HTML a parse of one)
+    "binary": lambda: charlang.ANY_STRING,
+    "password": lambda: charlang.ANY_STRING,
+    "commonmark": lambda: charlang.ANY_STRING,
+    "html": lambda: charlang.ANY_STRING,
 }
 
 SUPPORTED_FORMATS = frozenset(_BUILDERS)
