@@ -86,6 +86,8 @@ class CombinatorsMixin:
         ptr = sub.ptr + "/oneOf"
         subs = [self.child(sub, "oneOf", i) for i in range(len(sub.schema["oneOf"]))]
         alts = [self.normalize(s) for s in subs]
+        if len(context) * sum(len(a) for a in alts) > MAX_BRANCHES:
+            raise _TooManyBranches("oneOf", ptr)  # before the pairwise exclusion work, which is quadratic
         out = []
         for c in context:
             here = [self.and_([c], a, ptr, "oneOf") for a in alts]
@@ -95,6 +97,8 @@ class CombinatorsMixin:
                     for j in range(len(alts)):
                         if j != i and part:
                             part = self.exclude(part, subs[j], alts[j], ptr)
+                            if len(part) > MAX_BRANCHES:  # each negation can multiply the branches
+                                raise _TooManyBranches("oneOf", ptr)
                     exact.extend(part)
                 out.extend(exact)
             except _CannotNegate as e:
