@@ -314,6 +314,37 @@ def test_multiple_of():
     assert any("multipleOf" in n for n in g.notes)
 
 
+@pytest.mark.parametrize("schema", [
+    {"type": "number", "multipleOf": 0.25},
+    {"type": "number", "multipleOf": 2.5, "minimum": 2},
+    {"type": "integer", "multipleOf": 1.5, "exclusiveMinimum": -3, "maximum": 7.5},
+    {"type": "number", "multipleOf": 0.75, "exclusiveMaximum": 0},
+    {"type": "number", "not": {"type": "integer"}, "multipleOf": 0.5},
+    {"type": "integer", "allOf": [{"multipleOf": 2.5}, {"multipleOf": 4}], "minimum": -2},
+])
+def test_fractional_multiple_of(schema):
+    """Divisors p / 2**j: exact on small literals without exponent, and only
+    literals jsonschema's float division accepts."""
+    v = validator(schema)
+    d = dfa_for(schema, whitespace="compact")
+    accepted = 0
+    for i in range(-40, 41):
+        for frac in ("", ".0", ".5", ".25", ".75", ".125", ".50", ".1"):
+            lit = f"{'-' if i < 0 else ''}{abs(i) // 4}{frac}" if i else f"0{frac}"
+            st = d.walk(d.start, lit.encode())
+            if st != DEAD and d.is_accepting(st):
+                accepted += 1
+                assert v.is_valid(json.loads(lit)), lit
+            else:  # small literals without exponent: exact
+                assert not v.is_valid(json.loads(lit)), lit
+    assert accepted
+    assert_sound(schema, seed=3)
+    check({"type": "number", "multipleOf": 0.25}, [0.5, 1.75, -3, 100.25], [0.1, 1.3, "x"])
+    assert not accepts_text({"type": "number", "multipleOf": 0.25}, "2.5e-1", whitespace="compact")  # documented
+    with pytest.raises(UnsupportedSchemaError, match="multipleOf"):
+        json_schema_to_grammar({"allOf": [{"multipleOf": 0.5}, {"multipleOf": 0.25}]})
+
+
 def test_not_integer():
     s = {"type": "number", "not": {"type": "integer"}, "minimum": 0}
     check(s, [0.5, 12.25], [1, 2.0, -0.5])

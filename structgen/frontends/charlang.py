@@ -340,11 +340,12 @@ class Component:
 
 
 class DivisibleBy(Component):
-    """Decimal digit strings whose value is a multiple of ``k`` (syntax is left
-    to the other components)."""
+    """Decimal digit strings whose value is ``residue`` modulo ``k`` (a
+    multiple of k by default; syntax is left to the other components)."""
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, k: int, residue: int = 0) -> None:
         self.k = k
+        self.residue = residue
         self.start = 0
 
     def step(self, state, c: int):
@@ -353,7 +354,7 @@ class DivisibleBy(Component):
         return None
 
     def accepting(self, state) -> bool:
-        return state == 0
+        return state == self.residue
 
     def cuts(self, state):
         return range(0x30, 0x3B)

@@ -29,7 +29,11 @@ accepted for ``integer``. ``multipleOf`` is supported for integral divisors:
 integer literals only (no fractional spelling), by enumeration for small
 ranges and a remainder automaton otherwise; so is its negation (integer
 literals with a non-zero remainder, and fractional literals that surely
-parse to a non-integer).
+parse to a non-integer). Non-integral divisors p / 2**j (small p and j: 0.25,
+2.5, 1.5) are exact on literals without exponent below 2**(53 - j)
+(:func:`dyadic_multiples`); with an integral divisor beside them, integer
+multiples of p. Other fractional divisors (0.01) are unsupported: validators
+divide in floating point, where 0.07 / 0.01 is not an integer.
 """
 
 from __future__ import annotations
@@ -386,3 +390,93 @@ def _fractional(minimum, exclusive_minimum, maximum, exclusive_maximum) -> ir.Ex
         else:
             parts.append(ir.seq(MINUS, _fractional_magnitudes(mlo, mhi)))
     return ir.alt(*parts)
+
+
+# --------------------------------------------------------------------------- fractional divisors
+
+MAX_DIVISOR_EXPONENT = 6  # fractional divisors p / 2**j need j <= this (0.015625 = 1/64)
+ANY_ZEROS = ir.rep(ZERO, 0, None)
+
+
+def dyadic_parts(divisor: float) -> tuple[int, int] | None:
+    """(p, j) with divisor = ±p / 2**j, p odd, for the non-integral divisors
+    handled exactly (j <= MAX_DIVISOR_EXPONENT, p < MAX_DIVISOR_STATES)."""
+    f = Fraction(divisor)
+    j = f.denominator.bit_length() - 1
+    p = abs(f.numerator)
+    if not 1 <= j <= MAX_DIVISOR_EXPONENT or p >= MAX_DIVISOR_STATES:
+        return None
+    return p, j
+
+
+def exact_magnitude(j: int) -> int:
+    """10**d - 1, the largest such bound below 2**(53 - j): multiples of p /
+    2**j up to it are exact floats with exact quotients, and a digit-count
+    bound keeps remainder automata small."""
+    return 10 ** math.floor((53 - j) * math.log10(2)) - 1
+
+
+def dyadic_multiples(divisor: float, *, integers: bool, fractions: bool, zero_fractions: bool,
+                     minimum=None, exclusive_minimum: bool = False, maximum=None,
+                     exclusive_maximum: bool = False) -> ir.Expr | None:
+    """Literals of the multiples of a non-integral ``divisor`` p / 2**j (p
+    odd, j <= MAX_DIVISOR_EXPONENT, p < MAX_DIVISOR_STATES) within the bounds;
+    None for other divisors. ``jsonschema`` divides in floating point, so only
+    literals it surely accepts are allowed: no exponent and magnitude below
+    2**(53 - j) (:func:`exact_magnitude`), where a literal n * divisor parses
+    to that exact float and the quotient n (below 2**53) is exact. ``integers``: integer values
+    allowed (``I``, and ``I.0`` when ``fractions`` or ``zero_fractions``);
+    ``fractions``: other values allowed (``I.F`` with the digits of k / 2**j)."""
+    pj = dyadic_parts(divisor)
+    if pj is None:
+        return None
+    p, j = pj
+    limit = exact_magnitude(j)  # largest integer part
+    parts = []
+    for r in range(2 ** j if fractions else 1):
+        frac = Fraction(r, 2 ** j)
+        spellings = []
+        if r:
+            spellings.append(ir.seq(DOT, text(_split(frac)[1]), ANY_ZEROS))
+        elif integers:
+            spellings.append(ir.EPS)
+            if fractions or zero_fractions:
+                spellings.append(ir.seq(DOT, ir.rep(ZERO, 1, None)))
+        if not spellings:
+            continue
+        residue = (-r * pow(2 ** j, -1, p)) % p if p > 1 else 0
+        tail = ir.alt(*spellings)
+        for sign, (a, b) in ((ir.EPS, _magnitudes(frac, minimum, exclusive_minimum, maximum, exclusive_maximum)),
+                             (MINUS, _magnitudes(frac, _neg(maximum), exclusive_maximum, _neg(minimum),
+                                                 exclusive_minimum))):
+            b = limit if b is None else min(b, limit)
+            if a <= b:
+                parts.append(ir.seq(sign, _residue_naturals(a, b, p, residue), tail))
+    return ir.alt(*parts)
+
+
+def _neg(bound):
+    return None if bound is None else -Fraction(bound)
+
+
+def _magnitudes(frac: Fraction, minimum, exclusive_minimum: bool, maximum,
+                exclusive_maximum: bool) -> tuple[int, int | None]:
+    """The integer parts I >= 0 with I + frac within the bounds."""
+    a = 0
+    if minimum is not None:
+        m = Fraction(minimum) - frac
+        a = max(a, math.floor(m) + 1 if exclusive_minimum else math.ceil(m))
+    b = None
+    if maximum is not None:
+        m = Fraction(maximum) - frac
+        b = math.ceil(m) - 1 if exclusive_maximum else math.floor(m)
+    return a, b
+
+
+def _residue_naturals(a: int, b: int, p: int, residue: int) -> ir.Expr:
+    """Canonical naturals in [a, b] congruent to ``residue`` modulo p."""
+    rng = natural_range(a, b)
+    if p == 1:
+        return rng
+    dfa = charlang.combine([rng, charlang.DivisibleBy(p, residue)], max_states=MAX_DIVISOR_STATES * 20)
+    return (charlang.DFA_LEAF, dfa, 0) if not dfa.empty else ir.NOTHING

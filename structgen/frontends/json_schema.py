@@ -61,8 +61,9 @@ unsupported).
 Numbers. See :mod:`json_numbers`: exact bounds (integers, decimals, huge
 values, float rounding at the bounds), ``integer`` is written without
 exponent (``3.0`` allowed for draft 6+), ``multipleOf`` with an integral
-divisor (non-integral divisors are unsupported: validators compare them in
-floating point).
+divisor or one of the form p / 2**j (0.25, 2.5; other non-integral divisors
+such as 0.01 are unsupported: validators divide in floating point, and which
+decimals pass is not a regular language).
 
 Combinators. ``allOf`` is merged, ``anyOf`` is a union, ``oneOf`` is
 ``(A and not B) or (B and not A)...``, where a negation is skipped for the
@@ -913,12 +914,25 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
     def number(self, b: Branch) -> ir.Expr:
         ints = "integer" in b.types
         fracs = "fraction" in b.types
+        if len(b.multiple_of) == 1 and not b.not_multiple_of:
+            out = self.fractional_multiples(b, b.multiple_of[0][0], ints, fracs)
+            if out is not None:
+                return out
         k = None
         float_divisor = False
+        exact_below = 2 ** 53  # int / float division is exact only below 2**53
+        integral = any(not isinstance(m, float) or m.is_integer() for m, _ in b.multiple_of)
         for m, mptr in b.multiple_of:
             if isinstance(m, float) and not m.is_integer():
-                self.unsupported("multipleOf", mptr, f"non-integral divisor {m!r} (validators compare it in floating point)")
-                continue
+                dyadic = json_numbers.dyadic_parts(m) if integral else None
+                if dyadic is None:
+                    self.unsupported("multipleOf", mptr, f"non-integral divisor {m!r} (validators compare it in floating point)")
+                    continue
+                # with an integral divisor too, multiples are integers n; n is
+                # a multiple of p / 2**j when p divides it, and n / (p / 2**j)
+                # is exact below 2**(53 - j)
+                m, j = dyadic
+                exact_below = min(exact_below, json_numbers.exact_magnitude(j))
             if isinstance(m, float):
                 float_divisor = True
             m = abs(int(m))
@@ -926,10 +940,9 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         excluded = tuple(abs(int(m)) for m, _ in b.not_multiple_of)
         float_divisor = float_divisor or any(isinstance(m, float) for m, _ in b.not_multiple_of)
         lo, hi = b.minimum, b.maximum
-        if (k is not None or excluded) and float_divisor:
-            # int / float division is exact only below 2**53
-            lo = tighter_lower(lo, (-(2 ** 53), False))
-            hi = tighter_upper(hi, (2 ** 53, False))
+        if (k is not None or excluded) and (float_divisor or exact_below != 2 ** 53):
+            lo = tighter_lower(lo, (-exact_below, False))
+            hi = tighter_upper(hi, (exact_below, False))
         bounds = dict(minimum=None if lo is None else lo[0], exclusive_minimum=bool(lo and lo[1]),
                       maximum=None if hi is None else hi[0], exclusive_maximum=bool(hi and hi[1]))
         if fracs and not ints:
@@ -949,6 +962,23 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         out = json_numbers.lower(e, self.sink)
         if out == NOTHING:
             self.reasons.add(b.ptr, "no number within the bounds")
+        return self.hoist(out)
+
+    def fractional_multiples(self, b: Branch, m, ints: bool, fracs: bool) -> ir.Expr | None:
+        """Multiples of one non-integral divisor p / 2**j (see
+        json_numbers.dyadic_multiples); None for other divisors."""
+        if not isinstance(m, float) or m.is_integer():
+            return None
+        lo, hi = b.minimum, b.maximum
+        e = json_numbers.dyadic_multiples(
+            m, integers=ints, fractions=fracs, zero_fractions=self.draft >= 6,
+            minimum=None if lo is None else lo[0], exclusive_minimum=bool(lo and lo[1]),
+            maximum=None if hi is None else hi[0], exclusive_maximum=bool(hi and hi[1]))
+        if e is None:
+            return None
+        out = json_numbers.lower(e, self.sink)
+        if out == NOTHING:
+            self.reasons.add(b.ptr, "no multiple of the divisor within the bounds")
         return self.hoist(out)
 
 
