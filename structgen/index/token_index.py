@@ -367,8 +367,8 @@ class TokenIndex:
         shared, counts = np.unique(cur, return_counts=True)
         for t in shared[(counts >= _SHARED_STATE) & (shared != DEAD)].tolist():
             if t not in breakers:
-                plan = self._plan(t)
-                breakers[t] = None if plan is None else self._breaker_allowed(t, plan)[a.ids]
+                allowed_from_t = self._string_mask(t)
+                breakers[t] = None if allowed_from_t is None else allowed_from_t[a.ids]
             by_position = breakers[t]
             if by_position is None:
                 continue
@@ -480,9 +480,27 @@ class TokenIndex:
                 return False
         return True
 
+    def _string_mask(self, t: int) -> np.ndarray | None:
+        """Allowed token ids of ``t`` if they are cached or ``t`` has a
+        breaker plan (``None`` otherwise). Computed masks are cached, so the
+        next mask that enters the same string contents reuses them."""
+        packed = self._masks.get(t)
+        if packed is None:
+            plan = self._plan(t)
+            if plan is None:
+                return None
+            allowed = self._breaker_allowed(t, plan)
+            self._masks[t] = self._pack(t, allowed)
+            return allowed
+        return np.unpackbits(packed, count=self.arrays.size, bitorder="little").view(bool)
+
     def _compute(self, state: int) -> np.ndarray:
-        allowed = self.allowed_ids(state)
+        return self._pack(state, self.allowed_ids(state))
+
+    def _pack(self, state: int, allowed: np.ndarray) -> np.ndarray:
+        """The cached form of a mask: EOS added exactly in accepting states."""
         if self.dfa.is_accepting(state):
+            allowed = allowed.copy()
             allowed[self.arrays.eos_ids] = True
         return np.packbits(allowed, bitorder="little")
 
