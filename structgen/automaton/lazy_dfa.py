@@ -93,6 +93,7 @@ class LazyDFA:
         self._rule_body: list[int | None] = [None] * len(self._rule_index)
         self._rule_nullable = [False] * len(self._rule_index)
         self._deriv_memo: dict[int, int] = {}
+        self._seq_memo: dict[tuple[int, int], int] = {}
         self._first_of: list[int | None] = []
         self._clamp_memo: dict[int, dict[int, int]] = {}
 
@@ -134,9 +135,13 @@ class LazyDFA:
             return b
         if b == 1:
             return a
-        if self._kind[a] == _SEQ:
-            head, tail = self._args[a]
-            return self._seq(head, self._seq(tail, b))
+        if self._kind[a] == _SEQ:  # re-associate to the right, remembered: chains recur in every derivative
+            key = (a, b)
+            r = self._seq_memo.get(key)
+            if r is None:
+                head, tail = self._args[a]
+                r = self._seq_memo[key] = self._seq(head, self._seq(tail, b))
+            return r
         return self._mk((_SEQ, a, b), self._nullable[a] and self._nullable[b], self._has_and[a] or self._has_and[b])
 
     def _alt(self, options) -> int:
