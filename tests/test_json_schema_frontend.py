@@ -935,3 +935,16 @@ def test_generated_instances_match_jsonschema(value):
     text = json.dumps(value)
     if valid and "e" not in text.replace("true", "").replace("false", ""):
         assert got, value
+
+
+def test_one_of_disjoint_by_a_property_one_side_requires():
+    """The first alternative requires ``mode`` (via the context) with a value
+    the second never allows, so they are exclusive without negating the
+    second (whose ``format`` cannot be negated)."""
+    s = {"type": "object", "required": ["mode"], "oneOf": [
+        {"required": ["start"], "properties": {"mode": {"enum": ["S"]}, "start": {"type": "string", "format": "date-time"}}},
+        {"properties": {"mode": {"enum": ["C", "D"]}, "start": {"type": "string", "format": "date-time"}}},
+    ]}
+    check(s, [{"mode": "S", "start": "2014-06-11T00:00:00Z"}, {"mode": "C"}, {"mode": "D", "start": "2014-06-11T00:00:00Z"}],
+          [{"mode": "S"}, {"mode": "X"}, {"start": "2014-06-11T00:00:00Z"}, {"mode": "C", "start": "yesterday"}])
+    assert_sound(s, seed=21)

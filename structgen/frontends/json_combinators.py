@@ -405,7 +405,8 @@ class CombinatorsMixin:
 
     def objects_disjoint(self, a: Branch, b: Branch, depth: int) -> bool:
         """A property one side requires is impossible on the other side, or
-        (required on both sides) has provably disjoint values."""
+        its values there are provably disjoint from the other side's values
+        for it (the other side need not require it: it is present anyway)."""
         for x, y in ((a, b), (b, a)):
             for name in x.required:
                 try:
@@ -415,7 +416,7 @@ class CombinatorsMixin:
                     continue
                 if not ny:  # required on one side, impossible on the other
                     return True
-                if name in y.required and all(self.disjoint(p, q, depth + 1) for p in nx for q in ny):
+                if all(self.disjoint(p, q, depth + 1) for p in nx for q in ny):
                     return True
         return False
 
