@@ -38,6 +38,9 @@ _SMALL_SUBTREE = 64
 # A state reached by this many nodes of one trie level gets its full
 # transition row computed, so the whole-subtree shortcut can settle them.
 _SHARED_STATE = 8
+# Levels with fewer nodes are not searched for shared states: small levels
+# settle quickly anyway, and the search costs more than it saves there.
+_SHARED_LEVEL = 64
 # Above this many breakers the inverted route costs more than the trie walk.
 _MAX_BREAKERS = 30_000
 # Distinct loop signatures whose breaker plans are kept per vocabulary.
@@ -327,7 +330,7 @@ class TokenIndex:
             if not left.all():
                 nodes, cur, parent_state = nodes[left], cur[left], parent_state[left]
             looping = (cur == parent_state) | (cur == state)
-            if len(cur) >= _SHARED_STATE:
+            if len(cur) >= _SHARED_LEVEL:
                 shared, counts = np.unique(cur, return_counts=True)
                 shared = shared[counts >= _SHARED_STATE]
                 if len(shared):
@@ -362,7 +365,7 @@ class TokenIndex:
         nodes at once."""
         a = self.arrays
         left = np.ones(len(nodes), dtype=bool)
-        if len(cur) < _SHARED_STATE:
+        if len(cur) < _SHARED_LEVEL:
             return left
         shared, counts = np.unique(cur, return_counts=True)
         for t in shared[(counts >= _SHARED_STATE) & (shared != DEAD)].tolist():
