@@ -326,15 +326,13 @@ class TokenIndex:
         while len(nodes):
             keep = cur != DEAD
             nodes, cur, parent_state = nodes[keep], cur[keep], parent_state[keep]
-            left = self._enter_strings(nodes, cur, depth, allowed, breakers)
+            shared = _shared_states(cur)
+            left = self._enter_strings(nodes, cur, shared, depth, allowed, breakers)
             if not left.all():
                 nodes, cur, parent_state = nodes[left], cur[left], parent_state[left]
             looping = (cur == parent_state) | (cur == state)
-            if len(cur) >= _SHARED_LEVEL:
-                shared, counts = np.unique(cur, return_counts=True)
-                shared = shared[counts >= _SHARED_STATE]
-                if len(shared):
-                    looping |= np.isin(cur, shared)
+            if len(shared):
+                looping |= np.isin(cur, shared)
             if looping.any():
                 settled = self._settle_looping(nodes, cur, looping, depth, allowed)
                 nodes, cur = nodes[~settled], cur[~settled]
@@ -352,23 +350,20 @@ class TokenIndex:
             depth += 1
         return allowed.result()
 
-    def _enter_strings(self, nodes, cur, depth: int, allowed: "_RangeMarks", breakers: dict) -> np.ndarray:
+    def _enter_strings(self, nodes, cur, shared, depth: int, allowed: "_RangeMarks", breakers: dict) -> np.ndarray:
         """Settle the nodes of a trie level that lie inside string contents;
         returns which nodes are left to walk.
 
-        ``t`` is a state that many nodes of the level reached and that has a
-        breaker plan (the contents of a free-form key or value). Where the
-        node's prefix also leads from ``t`` to the node's state (the prefix
-        loops on ``t``, or starts a UTF-8 character the same way), walking a
-        token from the mask's state equals walking it whole from ``t``: the
-        breaker route of ``t``, computed once per mask, answers for all those
-        nodes at once."""
+        ``t`` is one of the ``shared`` states (many nodes of the level reached
+        it) that has a breaker plan (the contents of a free-form key or
+        value). Where the node's prefix also leads from ``t`` to the node's
+        state (the prefix loops on ``t``, or starts a UTF-8 character the same
+        way), walking a token from the mask's state equals walking it whole
+        from ``t``: the breaker route of ``t`` (cached as ``t``'s mask)
+        answers for all those nodes at once."""
         a = self.arrays
         left = np.ones(len(nodes), dtype=bool)
-        if len(cur) < _SHARED_LEVEL:
-            return left
-        shared, counts = np.unique(cur, return_counts=True)
-        for t in shared[(counts >= _SHARED_STATE) & (shared != DEAD)].tolist():
+        for t in shared.tolist():
             if t not in breakers:
                 allowed_from_t = self._string_mask(t)
                 breakers[t] = None if allowed_from_t is None else allowed_from_t[a.ids]
@@ -545,6 +540,15 @@ def _cover(lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
     runs = np.zeros(len(bounds) - 1, dtype=bool)
     runs[1::2] = True
     return np.repeat(runs, np.diff(bounds))
+
+
+def _shared_states(cur: np.ndarray) -> np.ndarray:
+    """The live states reached by at least ``_SHARED_STATE`` nodes of a trie
+    level (none on levels under ``_SHARED_LEVEL`` nodes)."""
+    if len(cur) < _SHARED_LEVEL:
+        return cur[:0]
+    states, counts = np.unique(cur, return_counts=True)
+    return states[(counts >= _SHARED_STATE) & (states != DEAD)]
 
 
 def _lookup(dfa: LazyDFA, states: np.ndarray, byts: np.ndarray) -> np.ndarray:
