@@ -31,6 +31,22 @@ ANY_ORDER_BUDGET = 1024  # subset states per grammar for larger any-order object
 class ContainersMixin:
     """Array and object expressions for ``_Compiler``."""
 
+    def rule_family(self, options):
+        """``key -> ref`` to the rule ``alt(*options(*key))``, each rule made
+        once, on first request: the counting and subset states of arrays and
+        objects, whose options request further states (cycles included)."""
+        refs: dict = {}
+
+        def get(*key) -> ir.Expr:
+            r = refs.get(key)
+            if r is None:
+                name = self.sink.reserve()
+                r = refs[key] = ref(name)
+                self.sink.define(name, alt(*options(*key)))
+            return r
+
+        return get
+
     def array(self, b: Branch) -> ir.Expr:
         parts = b.arr
         L = max((len(p.prefix) for p in parts), default=0)
@@ -105,21 +121,15 @@ class ContainersMixin:
                 return elems[i] if i < L else rest
             return self.value(conj + ((csub,) if kind == "yes" else (neg,)))
 
-        names: dict = {}
-
-        def state(i: int, m: int) -> ir.Expr:
-            key = (i, m)
-            if key in names:
-                return names[key]
-            name = self.sink.reserve()
-            names[key] = ref(name)
+        def state_options(i: int, m: int) -> list:
             opts = []
             if i >= lo and m >= cmin:
                 opts.append(EPS)
             if hi is None or i < hi:
                 opts.extend(edges(i, m, self.sep))
-            self.sink.define(name, alt(*opts))
-            return names[key]
+            return opts
+
+        state = self.rule_family(state_options)
 
         def edges(i: int, m: int, sep) -> list:
             j = min(i + 1, top) if hi is None else i + 1
@@ -198,14 +208,7 @@ class ContainersMixin:
         # undeclared members are counted exactly for maxProperties, and as at
         # most one distinct key for minProperties
         e_cap = max_props if (max_props is not None and has_extra) else 1
-        memo: dict = {}
-
-        def state(seen: int, e: int) -> ir.Expr:
-            key = (seen, e)
-            if key in memo:
-                return memo[key]
-            name = self.sink.reserve()
-            memo[key] = ref(name)
+        def state_options(seen: int, e: int) -> list:
             count = bin(seen).count("1")
             sep = self.sep if (seen or e) else EPS
             opts = []
@@ -218,9 +221,9 @@ class ContainersMixin:
                         opts.append(seq(sep, expr, state(seen | 1 << k, e)))
                 if has_extra:
                     opts.append(seq(sep, extra, state(seen, min(e + 1, e_cap))))
-            self.sink.define(name, alt(*opts))
-            return memo[key]
+            return opts
 
+        state = self.rule_family(state_options)
         body = state(0, 0)
         open_, close = literal("{"), literal("}")
         opts = []
@@ -292,7 +295,6 @@ class ContainersMixin:
             track_max = False
             track_min, cap_m, use_h = False, 0, False
         cap_c = max_props if track_max else 1
-        e_memo: dict = {}
         d_memo: dict = {}
         rules_for_d = n > 4
 
@@ -327,21 +329,15 @@ class ContainersMixin:
             d_memo[key] = r
             return r
 
-        def E(k: int, c: int, m: int, h: bool) -> ir.Expr:
-            if not has_extra:
-                return D(k, c, m, h)
-            key = (k, c, m, h)
-            if key in e_memo:
-                return e_memo[key]
-            name = self.sink.reserve()
-            e_memo[key] = ref(name)
+        def e_options(k: int, c: int, m: int, h: bool) -> list:
             opts = [D(k, c, m, h)]
             c2 = nxt_c(c)
             if c2 is not None:
                 m2 = m if (use_h and h) or not track_min else min(m + 1, cap_m)
                 opts.append(seq(self.sep if c else EPS, extra, E(k, c2, m2, h or use_h)))
-            self.sink.define(name, alt(*opts))
-            return e_memo[key]
+            return opts
+
+        E = self.rule_family(e_options) if has_extra else D
 
         body = E(0, 0, 0, False)
         open_, close = literal("{"), literal("}")
