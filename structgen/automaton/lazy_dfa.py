@@ -49,7 +49,6 @@ from collections import deque
 import numpy as np
 
 from structgen.errors import GrammarError, GrammarTooLargeError
-from structgen.grammar.graph import strongly_connected_components
 from structgen.grammar.ir import Expr, Grammar
 from structgen.grammar.ir import nodes as ir_nodes
 
@@ -75,10 +74,13 @@ class LazyDFA:
         self.max_states = max_states
         self.max_nodes = max_nodes
         self._lock = threading.RLock()
-        self._rule_index = {name: i for i, name in enumerate(grammar.rules)}
-        self._byte_class, self.num_classes, self._grammar_has_and = _byte_classes(grammar)
-        self._class_bytes = [np.flatnonzero(self._byte_class == c) for c in range(self.num_classes)]
-        self._byte_class_list = self._byte_class.tolist()
+        graph = grammar.rule_graph()
+        self._rule_index = graph.index
+        self._grammar_has_and = graph.has_and
+        self._byte_class_list, members = _byte_classes(graph.byte_sets)
+        self._byte_class = np.array(self._byte_class_list, dtype=np.int32)
+        self.num_classes = len(members)
+        self._class_bytes = [np.array(m, dtype=np.intp) for m in members]
         self._class_first_byte = np.array([b[0] for b in self._class_bytes], dtype=np.int64)
         self._class_sizes = np.array([len(b) for b in self._class_bytes], dtype=np.int64)
         self._class_masks: dict[tuple, int] = {}
@@ -91,7 +93,6 @@ class LazyDFA:
         self._live: dict[int, bool] = {}  # productivity of nodes with intersections
         self._intern: dict[tuple, int] = {}
         self._rule_body: list[int | None] = [None] * len(self._rule_index)
-        self._rule_nullable = [False] * len(self._rule_index)
         self._deriv_memo: dict[int, int] = {}
         self._seq_memo: dict[tuple[int, int], int] = {}
         self._first_of: list[int | None] = []
@@ -229,25 +230,17 @@ class LazyDFA:
         return node
 
     def _load_rules(self, grammar: Grammar) -> None:
-        """Fix rule nullability, drop rules with an empty language (so no state
-        is ever a dead end that is not ``DEAD``) and reject undefined rules and
-        left recursion (it would make derivation loop forever). Rule bodies are
-        interned later, when a derivative first reaches them, so a big schema
-        pays only for the rules a generation visits."""
-        self._unproductive: set[int] = set()
-        bodies = list(grammar.rules.values())
-        refs_memo: dict[int, frozenset] = {}
-        refs = [_refs_of(b, refs_memo) for b in bodies]
-        for name, names in zip(grammar.rules, refs):
-            undefined = sorted(n for n in names if n not in self._rule_index)
-            if undefined:
-                raise GrammarError(f"rule {name!r} refers to undefined rule {undefined[0]!r}")
-        edges = [sorted(self._rule_index[n] for n in names) for names in refs]
-        components = strongly_connected_components(edges)
-        self._rule_nullable = _rule_fixpoint(bodies, self._rule_index, edges, components, nullable=True)
-        productive = _rule_fixpoint(bodies, self._rule_index, edges, components, nullable=False)
-        self._unproductive = {i for i, ok in enumerate(productive) if not ok}
-        self._rules_with_and = _rules_reaching_and(bodies, edges) if self._grammar_has_and else set()
+        """Take rule nullability and productivity from the grammar's rule
+        graph (unproductive rules are dropped, so no state is ever a dead end
+        that is not ``DEAD``) and reject left recursion (it would make
+        derivation loop forever). Rule bodies are interned later, when a
+        derivative first reaches them, so a big schema pays only for the
+        rules a generation visits."""
+        graph = grammar.rule_graph()
+        bodies = graph.bodies
+        self._rule_nullable = graph.nullable
+        self._unproductive = {i for i, ok in enumerate(graph.productive) if not ok}
+        self._rules_with_and = _rules_reaching_and(bodies, graph.edges) if self._grammar_has_and else set()
         self._rule_ir = bodies
         self._ir_memo: dict[int, int] = {}  # by id(): the grammar keeps every IR node alive
         self._check_left_recursion(bodies)
@@ -287,25 +280,28 @@ class LazyDFA:
 
     def _leading_refs(self, e: Expr, nullable_memo: dict, memo: dict) -> frozenset:
         """Indices of the rules ``e`` can reach without consuming a byte."""
+        kind = e[0]
+        if kind == "bytes" or kind == "eps" or kind == "nothing":  # leaves: no call, no memo
+            return _NO_REFS
+        if kind == "ref":
+            return frozenset((self._rule_index[e[1]],))
         got = memo.get(id(e))
         if got is not None:
             return got
-        kind = e[0]
-        if kind == "ref":
-            r = frozenset((self._rule_index[e[1]],))
-        elif kind == "seq":
+        if kind == "seq":
             acc: set[int] = set()
             for part in e[1]:
+                if part[0] == "bytes":
+                    break
                 acc |= self._leading_refs(part, nullable_memo, memo)
                 if not self._ir_nullable(part, nullable_memo):
                     break
             r = frozenset(acc)
         elif kind in ("alt", "and"):
-            r = frozenset().union(*(self._leading_refs(x, nullable_memo, memo) for x in e[1]))
-        elif kind == "rep":
+            found = [self._leading_refs(x, nullable_memo, memo) for x in e[1] if x[0] != "bytes"]
+            r = frozenset().union(*found) if found else _NO_REFS
+        else:  # rep
             r = self._leading_refs(e[1], nullable_memo, memo)
-        else:
-            r = _NO_REFS
         memo[id(e)] = r
         return r
 
@@ -605,27 +601,21 @@ class LazyDFA:
         return bytes(out)
 
 
-def _byte_classes(grammar: Grammar) -> tuple[np.ndarray, int]:
-    """Partition 0..255 into classes of bytes that every byte set treats alike."""
+def _byte_classes(byte_sets) -> tuple[list[int], list[list[int]]]:
+    """Partition 0..255 into classes of bytes that every byte set treats
+    alike: the class of each byte, and the bytes of each class."""
     sig = [0] * 256
-    seen: dict[tuple, int] = {}
-    has_and = False
-    for e in ir_nodes(*grammar.rules.values()):
-        if e[0] == "and":
-            has_and = True
-        elif e[0] == "bytes":
-            ranges = e[1]
-            bit = seen.get(ranges)
-            if bit is None:
-                bit = seen[ranges] = 1 << len(seen)
-                for lo, hi in ranges:
-                    for b in range(lo, hi + 1):
-                        sig[b] |= bit
+    for bit, ranges in enumerate(byte_sets):
+        flag = 1 << bit
+        for lo, hi in ranges:
+            for b in range(lo, hi + 1):
+                sig[b] |= flag
     classes: dict[int, int] = {}
-    out = np.empty(256, dtype=np.int32)
-    for b in range(256):
-        out[b] = classes.setdefault(sig[b], len(classes))
-    return out, len(classes), has_and
+    of_byte = [classes.setdefault(s, len(classes)) for s in sig]
+    members: list[list[int]] = [[] for _ in classes]
+    for b, c in enumerate(of_byte):
+        members[c].append(b)
+    return of_byte, members
 
 
 def _rules_reaching_and(bodies: list[Expr], edges: list[list[int]]) -> set[int]:
@@ -645,76 +635,4 @@ def _rules_reaching_and(bodies: list[Expr], edges: list[list[int]]) -> set[int]:
     return out
 
 
-def _rule_fixpoint(bodies: list[Expr], index: dict[str, int], edges: list[list[int]], components: list[list[int]], *, nullable: bool) -> list[bool]:
-    """Per rule: can it match the empty string (``nullable=True``), or can it
-    match anything at all (``nullable=False``, i.e. productivity).
-
-    Rules are evaluated in dependency order (strongly connected components of
-    the reference graph, callees first), so a rule's value is final when it is
-    read and one memo by node identity serves the whole grammar. Only rules
-    inside a recursive component are iterated to their fixpoint; what they
-    compute joins the shared memo once the component is final."""
-    value = [False] * len(index)
-    memo: dict[int, bool] = {}
-
-    def ev(e: Expr, local: dict[int, bool]) -> bool:
-        got = memo.get(id(e))
-        if got is None:
-            got = local.get(id(e))
-        if got is not None:
-            return got
-        kind = e[0]
-        if kind == "bytes":
-            r = not nullable
-        elif kind == "eps":
-            r = True
-        elif kind in ("seq", "and"):  # for "and" productivity is over-approximated: decided per state
-            r = all(ev(x, local) for x in e[1])
-        elif kind == "alt":
-            r = any(ev(x, local) for x in e[1])
-        elif kind == "rep":
-            r = e[2] == 0 or ev(e[1], local)
-        elif kind == "ref":
-            i = index.get(e[1])
-            r = value[i] if i is not None else False
-        else:
-            r = False
-        local[id(e)] = r
-        return r
-
-    for component in components:
-        if len(component) == 1 and component[0] not in edges[component[0]]:
-            value[component[0]] = ev(bodies[component[0]], memo)
-            continue
-        changed = True
-        while changed:  # recursive component: iterate, its own results kept apart until final
-            changed = False
-            local: dict[int, bool] = {}
-            for i in component:
-                if not value[i] and ev(bodies[i], local):
-                    value[i] = changed = True
-        memo.update(local)
-    return value
-
-
 _NO_REFS: frozenset = frozenset()
-
-
-def _refs_of(e: Expr, memo: dict[int, frozenset]) -> frozenset:
-    """Rule names referenced in ``e``, memoized by node identity across rules."""
-    got = memo.get(id(e))
-    if got is not None:
-        return got
-    kind = e[0]
-    if kind == "ref":
-        r = frozenset((e[1],))
-    elif kind in ("seq", "alt", "and"):
-        parts = [_refs_of(x, memo) for x in e[1]]
-        nonempty = [p for p in parts if p]
-        r = _NO_REFS if not nonempty else nonempty[0] if len(nonempty) == 1 else frozenset().union(*nonempty)
-    elif kind == "rep":
-        r = _refs_of(e[1], memo)
-    else:
-        r = _NO_REFS
-    memo[id(e)] = r
-    return r

@@ -203,6 +203,9 @@ def lower(e, sink: "charlang.RuleSink | None" = None) -> ir.Expr:
     return charlang.encode(e, ir.chars, {}, sink)
 
 
+PLAIN_NUMBER = lower(NUMBER)  # any JSON number, as bytes: every free-form value needs it
+
+
 # --------------------------------------------------------------------------- fractions
 
 

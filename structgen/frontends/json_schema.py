@@ -145,6 +145,7 @@ from structgen.frontends.json_instances import InstanceChecksMixin
 from structgen.frontends.json_layout import ANY_ORDER_MAX_PROPERTIES, ContainersMixin
 from structgen.frontends.json_strings import StringsMixin
 from structgen.grammar import ir
+from structgen.grammar.analysis import RuleGraph
 from structgen.grammar.ir import NOTHING, Grammar, alt, literal, ref, rep, seq
 
 __all__ = ["json_schema_to_grammar", "load_schema", "ANY_ORDER_MAX_PROPERTIES", "MAX_BRANCHES"]
@@ -368,47 +369,28 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         except _TooManyBranches as e:
             raise UnsupportedSchemaError(e.keyword, e.ptr, e.detail) from None
         self.rules["start"] = seq(self.ws, body, self.ws)
-        self._trim()
-        return Grammar(self.rules, "start", list(dict.fromkeys(self.notes)))
+        graph = self._trim()
+        return Grammar(self.rules, "start", list(dict.fromkeys(self.notes)), graph=graph)
 
-    def _trim(self) -> None:
+    def _trim(self) -> RuleGraph:
         """Drop rules with an empty language (replacing references to them by
-        NOTHING) and unreachable rules; fail if nothing is left."""
-        rules = self.rules
-        good: set[str] = set()
-        known: set[int] = set()  # ids of sub-expressions found productive (stays true)
-        changed = True
-        while changed:
-            changed = False
-            for name, body in reversed(rules.items()):
-                if name not in good and _productive(body, good, known, {}):
-                    good.add(name)
-                    changed = True
-        if "start" not in good:
+        NOTHING) and unreachable rules; fail if nothing is left. Returns the
+        rule graph of what remains, for the automaton to reuse."""
+        graph = RuleGraph(self.rules)
+        if not graph.productive[graph.index["start"]]:
             where = "; ".join(f"{p}: {w}" for p, w in self.reasons.items[:5])
             raise UnsatisfiableSchemaError(
                 "the schema accepts no JSON value" + (f" ({where})" if where else "")
                 + "; check for contradictory constraints"
             )
-        bad = set(rules) - good
-        memo2: dict[int, ir.Expr] = {}
-        for name in list(rules):
-            if name in bad:
-                continue
-            rules[name] = _prune(rules[name], bad, memo2) if bad else rules[name]
-        # reachable from start
-        seen = {"start"}
-        stack = ["start"]
-        visited: set[int] = set()
-        while stack:
-            name = stack.pop()
-            for r in ir.iter_refs(rules[name], seen=visited):
-                if r not in seen and r in good:
-                    seen.add(r)
-                    stack.append(r)
-        for name in list(rules):
-            if name not in seen:
-                del rules[name]
+        keep = graph.reachable("start", through=graph.productive)
+        bad = {name for name, ok in zip(graph.names, graph.productive) if not ok}
+        memo: dict[int, ir.Expr] = {}
+        trimmed = {name: _prune(body, bad, memo) if bad else body
+                   for name, body in self.rules.items() if name in keep}
+        self.rules.clear()
+        self.rules.update(trimmed)
+        return graph.subset(self.rules)
 
     def hoist(self, e: ir.Expr, limit: int = 40) -> ir.Expr:
         """A reference to a new rule for a big expression (the expression itself
@@ -854,7 +836,7 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         if name in self.rules:
             return name
         self.rules[name] = NOTHING
-        scalars = alt(literal("null"), literal("true"), literal("false"), self._plain_number(), self._plain_string())
+        scalars = alt(literal("null"), literal("true"), literal("false"), json_numbers.PLAIN_NUMBER, self._plain_string())
         if depth == 0:
             body = scalars
         else:
@@ -867,9 +849,6 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
             body = alt(scalars, arr, obj)
         self.rules[name] = body
         return name
-
-    def _plain_number(self) -> ir.Expr:
-        return json_numbers.lower(json_numbers.NUMBER)
 
     def _plain_string(self) -> ir.Expr:
         return seq(json_text.QUOTE, charlang.encode(ANY_STRING, self.jenc, self.encode_memo, self.sink), json_text.QUOTE)
@@ -985,38 +964,6 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
 
 
 # --------------------------------------------------------------------------- module helpers
-
-
-def _productive(e: ir.Expr, good: set, known: set, memo: dict) -> bool:
-    """Can e derive some string, given the rules in ``good`` are productive?
-    ``known`` holds ids of nodes already found productive (monotone);
-    ``memo`` caches this pass's results."""
-    i = id(e)
-    if i in known:
-        return True
-    r = memo.get(i)
-    if r is not None:
-        return r
-    k = e[0]
-    if k in ("eps", "bytes"):
-        r = True
-    elif k == "nothing":
-        r = False
-    elif k in ("seq", "and"):  # an intersection may still be empty: the automaton checks that lazily
-        r = all(_productive(x, good, known, memo) for x in e[1])
-    elif k == "alt":
-        r = any(_productive(x, good, known, memo) for x in e[1])
-    elif k == "rep":
-        r = e[2] == 0 or _productive(e[1], good, known, memo)
-    elif k == "ref":
-        r = e[1] in good
-    else:
-        raise ValueError(k)
-    if r:
-        known.add(i)
-    else:
-        memo[i] = False
-    return r
 
 
 def _prune(e: ir.Expr, bad: set, memo: dict) -> ir.Expr:

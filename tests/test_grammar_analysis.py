@@ -1,0 +1,107 @@
+"""Hash-consed IR and the rule graph every grammar consumer shares.
+
+The rule graph's nullability and productivity are checked against a plain
+iterate-until-nothing-changes fixpoint over random grammars with several
+mutually recursive rules, and the automaton must notice when a grammar's rules
+changed after the frontend attached a graph.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from structgen.automaton.lazy_dfa import DEAD, LazyDFA
+from structgen.grammar import ir
+from structgen.grammar.analysis import RuleGraph
+
+RULES = ["r0", "r1", "r2", "r3"]
+
+
+def test_equal_expressions_are_the_same_object():
+    a = ir.seq(ir.literal("ab"), ir.rep(ir.alt(ir.literal("x"), ir.ref("r")), 0, None))
+    b = ir.seq(ir.literal("ab"), ir.rep(ir.alt(ir.literal("x"), ir.ref("r")), 0, None))
+    assert a is b
+    assert ir.chars([(0x41, 0x5A)]) is ir.chars([(0x41, 0x4D), (0x4E, 0x5A)])
+    assert ir.intersect(a, ir.literal("q")) is ir.intersect(a, ir.literal("q"))
+
+
+def test_emptied_table_still_builds_equal_expressions():
+    a = ir.alt(ir.literal("null"), ir.rep(ir.literal("7"), 1, 3))
+    ir._hashcons.clear()
+    b = ir.alt(ir.literal("null"), ir.rep(ir.literal("7"), 1, 3))
+    assert a == b  # sharing with older grammars is lost, structure is not
+    assert ir.Grammar.from_expr(a).size() == ir.Grammar.from_expr(b).size()
+
+
+def _naive(rules: dict, nullable: bool) -> dict:
+    value = {name: False for name in rules}
+
+    def ev(e):
+        k = e[0]
+        if k == "bytes":
+            return not nullable
+        if k == "eps":
+            return True
+        if k == "nothing":
+            return False
+        if k in ("seq", "and"):
+            return all(ev(x) for x in e[1])
+        if k == "alt":
+            return any(ev(x) for x in e[1])
+        if k == "rep":
+            return e[2] == 0 or ev(e[1])
+        return value[e[1]]
+
+    changed = True
+    while changed:
+        changed = False
+        for name, body in rules.items():
+            if not value[name] and ev(body):
+                value[name] = changed = True
+    return value
+
+
+def bodies():
+    leaf = st.one_of(
+        st.sampled_from([ir.literal("a"), ir.EPS, ir.NOTHING, ir.byte_ranges([(0x30, 0x39)])]),
+        st.sampled_from(RULES).map(ir.ref),
+    )
+    return st.recursive(
+        leaf,
+        lambda sub: st.one_of(
+            st.lists(sub, min_size=1, max_size=3).map(lambda xs: ir.seq(*xs)),
+            st.lists(sub, min_size=1, max_size=3).map(lambda xs: ir.alt(*xs)),
+            st.tuples(sub, st.integers(0, 2)).map(lambda t: ir.rep(t[0], t[1], None)),
+        ),
+        max_leaves=6,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(bodies(), min_size=len(RULES), max_size=len(RULES)))
+def test_rule_graph_matches_a_naive_fixpoint(bs):
+    rules = dict(zip(RULES, bs))
+    graph = RuleGraph(rules)
+    assert dict(zip(graph.names, graph.nullable)) == _naive(rules, nullable=True)
+    assert dict(zip(graph.names, graph.productive)) == _naive(rules, nullable=False)
+    for name, targets in zip(graph.names, graph.edges):
+        assert {graph.names[t] for t in targets} == set(ir.iter_refs(rules[name]))
+    # callees come first: a rule's component never follows a caller's
+    position = {r: i for i, comp in enumerate(graph.components) for r in comp}
+    for i, targets in enumerate(graph.edges):
+        assert all(position[t] <= position[i] for t in targets)
+    # a subset keeps what it knows about the rules it keeps
+    kept = {n: rules[n] for n in RULES[:2]}
+    sub = graph.subset(kept)
+    assert sub.nullable == graph.nullable[:2] and sub.productive == graph.productive[:2]
+    assert all(set(t) <= {0, 1} for t in sub.edges)
+
+
+def test_automaton_rebuilds_a_graph_that_no_longer_describes_the_rules():
+    g = ir.Grammar({"start": ir.seq(ir.ref("x"), ir.literal("b")), "x": ir.literal("a")})
+    g.graph = RuleGraph(g.rules)
+    g.rules["x"] = ir.EPS  # edited after the graph was attached: now nullable
+    dfa = LazyDFA(g)
+    assert dfa.is_accepting(dfa.walk(dfa.start, b"b"))
+    assert dfa.walk(dfa.start, b"ab") == DEAD
