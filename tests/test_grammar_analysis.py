@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from structgen.automaton.lazy_dfa import DEAD, LazyDFA
+from structgen.errors import GrammarError
 from structgen.grammar import ir
 from structgen.grammar.analysis import RuleGraph
 
@@ -105,3 +106,64 @@ def test_automaton_rebuilds_a_graph_that_no_longer_describes_the_rules():
     dfa = LazyDFA(g)
     assert dfa.is_accepting(dfa.walk(dfa.start, b"b"))
     assert dfa.walk(dfa.start, b"ab") == DEAD
+
+
+def _naive_left_recursive(rules: dict) -> bool:
+    nullable = _naive(rules, nullable=True)
+
+    def null(e):
+        k = e[0]
+        if k == "eps":
+            return True
+        if k in ("bytes", "nothing"):
+            return False
+        if k in ("seq", "and"):
+            return all(null(x) for x in e[1])
+        if k == "alt":
+            return any(null(x) for x in e[1])
+        if k == "rep":
+            return e[2] == 0 or null(e[1])
+        return nullable[e[1]]
+
+    def leading(e):
+        k = e[0]
+        if k == "ref":
+            return {e[1]}
+        if k == "seq":
+            out = set()
+            for x in e[1]:
+                out |= leading(x)
+                if not null(x):
+                    break
+            return out
+        if k in ("alt", "and"):
+            return set().union(*(leading(x) for x in e[1]))
+        if k == "rep":
+            return leading(e[1])
+        return set()
+
+    first = {name: leading(body) for name, body in rules.items()}
+    for root in rules:
+        seen, stack = set(), list(first[root])
+        while stack:
+            r = stack.pop()
+            if r == root:
+                return True
+            if r not in seen:
+                seen.add(r)
+                stack.extend(first[r])
+    return False
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(bodies(), min_size=len(RULES), max_size=len(RULES)))
+def test_left_recursion_is_found_exactly(bs):
+    rules = dict(zip(RULES, bs))
+    rules["start"] = ir.alt(*(ir.ref(r) for r in RULES))
+    try:
+        LazyDFA(ir.Grammar(rules))
+        found = False
+    except GrammarError as e:
+        assert "left recursion" in str(e)
+        found = True
+    assert found == _naive_left_recursive(rules)

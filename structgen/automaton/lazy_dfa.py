@@ -243,7 +243,7 @@ class LazyDFA:
         self._rules_with_and = _rules_reaching_and(bodies, graph.edges) if self._grammar_has_and else set()
         self._rule_ir = bodies
         self._ir_memo: dict[int, int] = {}  # by id(): the grammar keeps every IR node alive
-        self._check_left_recursion(bodies)
+        self._check_left_recursion(graph)
 
     def _body(self, rule: int) -> int:
         """The interned body of ``rule``, interned on first use."""
@@ -252,31 +252,39 @@ class LazyDFA:
             node = self._rule_body[rule] = self._from_ir(self._rule_ir[rule], self._ir_memo)
         return node
 
-    def _check_left_recursion(self, bodies: list[Expr]) -> None:
+    def _check_left_recursion(self, graph) -> None:
+        """A cycle of rules reached without consuming a byte is a cycle of the
+        reference graph too, so only rules in its recursive components are
+        examined (JSON grammars rarely have any besides free-form values)."""
         nullable_memo: dict[int, bool] = {}
         leading_memo: dict[int, frozenset] = {}
-        first = [self._leading_refs(b, nullable_memo, leading_memo) for b in bodies]
-        names = list(self._rule_index)
-        state = [0] * len(first)  # 0 new, 1 on stack, 2 done
-        for root in range(len(first)):
-            if state[root]:
+        names = graph.names
+        for component in graph.components:
+            if len(component) == 1 and component[0] not in graph.edges[component[0]]:
                 continue
-            path = [root]
-            work = [iter(sorted(first[root]))]
-            state[root] = 1
-            while work:
-                nxt = next(work[-1], None)
-                if nxt is None:
-                    state[path.pop()] = 2
-                    work.pop()
+            members = set(component)
+            first = {i: sorted(members.intersection(self._leading_refs(graph.bodies[i], nullable_memo, leading_memo)))
+                     for i in component}
+            state = dict.fromkeys(component, 0)  # 0 new, 1 on stack, 2 done
+            for root in component:
+                if state[root]:
                     continue
-                if state[nxt] == 1:
-                    cycle = " -> ".join(names[x] for x in path[path.index(nxt):] + [nxt])
-                    raise GrammarError(f"left recursion through rules {cycle}: a rule reaches itself without consuming input")
-                if state[nxt] == 0:
-                    state[nxt] = 1
-                    path.append(nxt)
-                    work.append(iter(sorted(first[nxt])))
+                path = [root]
+                work = [iter(first[root])]
+                state[root] = 1
+                while work:
+                    nxt = next(work[-1], None)
+                    if nxt is None:
+                        state[path.pop()] = 2
+                        work.pop()
+                        continue
+                    if state[nxt] == 1:
+                        cycle = " -> ".join(names[x] for x in path[path.index(nxt):] + [nxt])
+                        raise GrammarError(f"left recursion through rules {cycle}: a rule reaches itself without consuming input")
+                    if state[nxt] == 0:
+                        state[nxt] = 1
+                        path.append(nxt)
+                        work.append(iter(first[nxt]))
 
     def _leading_refs(self, e: Expr, nullable_memo: dict, memo: dict) -> frozenset:
         """Indices of the rules ``e`` can reach without consuming a byte."""
