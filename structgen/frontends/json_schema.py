@@ -108,6 +108,7 @@ import math
 import sys
 import warnings
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from structgen.errors import (
@@ -830,29 +831,10 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         return result
 
     def any_value(self) -> ir.Expr:
-        return ref(self._any_rule(self.max_any_depth))
-
-    def _any_rule(self, depth) -> str:
-        name = "any" if depth is None else f"any{depth}"
-        if name in self.rules:
-            return name
-        self.rules[name] = NOTHING
-        scalars = alt(literal("null"), literal("true"), literal("false"), json_numbers.PLAIN_NUMBER, self._plain_string())
-        if depth == 0:
-            body = scalars
-        else:
-            inner = ref(self._any_rule(None if depth is None else depth - 1))
-            arr = alt(seq(literal("["), self.ws, literal("]")),
-                      seq(literal("["), self.ws, inner, rep(seq(self.sep, inner), 0, None), self.ws, literal("]")))
-            member = seq(self._plain_string(), self.colon, inner)
-            obj = alt(seq(literal("{"), self.ws, literal("}")),
-                      seq(literal("{"), self.ws, member, rep(seq(self.sep, member), 0, None), self.ws, literal("}")))
-            body = alt(scalars, arr, obj)
-        self.rules[name] = body
-        return name
-
-    def _plain_string(self) -> ir.Expr:
-        return seq(json_text.QUOTE, charlang.encode(ANY_STRING, self.jenc, self.encode_memo, self.sink), json_text.QUOTE)
+        family = _any_value_rules(self.ws, self.sep, self.colon, self.max_any_depth)
+        for name, body in family.items():
+            self.rules.setdefault(name, body)
+        return ref(_any_name(self.max_any_depth))
 
     def compile_branch(self, b: Branch) -> ir.Expr:
         b = trim_types(b)
@@ -965,6 +947,35 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
 
 
 # --------------------------------------------------------------------------- module helpers
+
+
+def _any_name(depth: int | None) -> str:
+    return "any" if depth is None else f"any{depth}"
+
+
+@lru_cache(maxsize=32)
+def _any_value_rules(ws: ir.Expr, sep: ir.Expr, colon: ir.Expr, depth: int | None) -> dict[str, ir.Expr]:
+    """The rules of "any JSON value nested at most ``depth`` deep": ``any<d>``
+    for each depth, plus the string characters' rule. Their names and bodies
+    do not depend on the schema, so they are built once per whitespace policy
+    and depth and copied into every grammar that needs them."""
+    rules: dict[str, ir.Expr] = {}
+    sink = charlang.RuleSink(rules, prefix="anychar")
+    string = seq(json_text.QUOTE, charlang.encode(ANY_STRING, json_text.JsonCharEncoder(sink), {}, sink), json_text.QUOTE)
+    scalars = alt(literal("null"), literal("true"), literal("false"), json_numbers.PLAIN_NUMBER, string)
+    levels = [None] if depth is None else range(depth + 1)
+    for d in levels:
+        if d == 0:
+            rules[_any_name(d)] = scalars
+            continue
+        inner = ref(_any_name(None if d is None else d - 1))
+        arr = alt(seq(literal("["), ws, literal("]")),
+                  seq(literal("["), ws, inner, rep(seq(sep, inner), 0, None), ws, literal("]")))
+        member = seq(string, colon, inner)
+        obj = alt(seq(literal("{"), ws, literal("}")),
+                  seq(literal("{"), ws, member, rep(seq(sep, member), 0, None), ws, literal("}")))
+        rules[_any_name(d)] = alt(scalars, arr, obj)
+    return rules
 
 
 def _prune(e: ir.Expr, bad: set, memo: dict) -> ir.Expr:
