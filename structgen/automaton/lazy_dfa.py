@@ -96,6 +96,9 @@ class LazyDFA:
         self._deriv_memo: dict[int, int] = {}
         self._seq_memo: dict[tuple[int, int], int] = {}
         self._first_of: list[int | None] = []
+        self._leading_of: dict[int, frozenset] = {}
+        self._local_of: dict[int, list[int]] = {}
+        self._local_targets: dict[tuple[int, int], int] = {}
         self._clamp_memo: dict[int, dict[int, int]] = {}
 
         self._mk((_NOTHING,), False)  # node 0
@@ -469,15 +472,68 @@ class LazyDFA:
         return int(nxt)
 
     def _derive(self, state: int, c: int) -> int:
-        """The state reached from ``state`` on class ``c`` (table not written)."""
+        """The state reached from ``state`` on class ``c`` (table not written).
+        Classes that ``state`` treats alike (see :meth:`_local_classes`) share
+        one derivative."""
+        node = self._node_of_state[state]
+        groups = self._local_of.get(node)
+        key = (state, (groups or self._local_classes(node))[c])
+        nxt = self._local_targets.get(key)
+        if nxt is not None:
+            return nxt
         try:
-            node = self._deriv(self._node_of_state[state], c)
+            d = self._deriv(node, c)
         except RecursionError:
             raise GrammarTooLargeError(
                 "the expression nesting got too deep to derive; the document nests too deeply "
                 "for this grammar (lower the nesting bound)"
             ) from None
-        return self._state_for(self._live_or_nothing(node))
+        nxt = self._local_targets[key] = self._state_for(self._live_or_nothing(d))
+        return nxt
+
+    def _local_classes(self, n: int) -> list[int]:
+        """Per byte class, a group id: classes that every leading byte set of
+        ``n`` (:meth:`_leading_sets`) treats alike have the same derivative,
+        because a derivative reads the class only there. Byte classes are
+        global: a schema's 40 key names make most letters a class of their
+        own, yet a state inside one free-form key tells only a few apart."""
+        groups = self._local_of.get(n)
+        if groups is None:
+            sig = [0] * self.num_classes
+            for i, m in enumerate(self._leading_sets(n)):
+                bit = 1 << i
+                while m:
+                    low = m & -m
+                    sig[low.bit_length() - 1] |= bit
+                    m ^= low
+            ids: dict[int, int] = {}
+            groups = self._local_of[n] = [ids.setdefault(x, len(ids)) for x in sig]
+        return groups
+
+    def _leading_sets(self, n: int) -> frozenset:
+        """The class masks of the byte sets that can match the first byte of
+        a string of ``n`` (their union is :meth:`_first`)."""
+        got = self._leading_of.get(n)
+        if got is not None:
+            return got
+        k = self._kind[n]
+        if k == _BYTES:
+            r = frozenset(self._args[n])
+        elif k == _SEQ:
+            head, tail = self._args[n]
+            r = self._leading_sets(head)
+            if self._nullable[head]:
+                r = r | self._leading_sets(tail)
+        elif k == _ALT or k == _AND:
+            r = frozenset().union(*(self._leading_sets(x) for x in self._args[n][0]))
+        elif k == _REP:
+            r = self._leading_sets(self._args[n][0])
+        elif k == _REF:
+            r = self._leading_sets(self._body(self._args[n][0]))
+        else:
+            r = frozenset()
+        self._leading_of[n] = r
+        return r
 
     def _live_or_nothing(self, node: int) -> int:
         """``node``, or ``NOTHING`` when an intersection in it leaves no way

@@ -88,6 +88,19 @@ class TokenArrays:
         self.position_of_id[self.ids] = np.arange(len(regular))
         # No token walk can move a repeat counter by this much (see LazyDFA.mask_equivalent).
         self.horizon = int(self.lengths.max(initial=0)) + 1
+        # Length tiers (see TokenIndex._tiered): tier i holds the tokens shorter
+        # than tiers[i] and at least tiers[i-1] bytes long, as a packed id mask.
+        self.tiers = [h for h in _LENGTH_TIERS if h < self.horizon] + [self.horizon]
+        self.tier_masks = []
+        self.tier_positions = []
+        shorter = 0
+        for h in self.tiers:
+            positions = np.flatnonzero((self.lengths >= shorter) & (self.lengths < h))
+            in_tier = np.zeros(self.size, dtype=bool)
+            in_tier[self.ids[positions]] = True
+            self.tier_masks.append(np.packbits(in_tier, bitorder="little"))
+            self.tier_positions.append(positions)
+            shorter = h
         self.whole_utf8 = np.fromiter((_is_utf8(b) for b in blobs), dtype=bool, count=len(blobs))
         self._not_utf8_before = np.concatenate([[0], np.cumsum(~self.whole_utf8)])
         owner = np.repeat(np.arange(len(blobs)), self.lengths)
@@ -214,6 +227,10 @@ class TokenArrays:
         return arrays
 
 
+_LENGTH_TIERS = (8, 16, 32, 64)
+_TIER_WALK_LIMIT = 4096  # most tokens a tiered mask walks one by one
+
+
 def _depth_spans(parent: np.ndarray):
     """(first, end) node ids of each depth level (root is its own level).
     Parents of a level all lie in the level before, so the next level starts at
@@ -244,7 +261,8 @@ class TokenIndex:
         self.arrays = TokenArrays.of(vocab)
         self._masks: dict[int, np.ndarray] = {}
         self._loops: dict[int, tuple[np.ndarray, bool, np.ndarray]] = {}
-        self._lock = threading.Lock()
+        self._clamped_seen: dict[int, int] = {}  # see _tiered
+        self._lock = threading.RLock()  # _tiered asks for the masks of clamped states
 
     def packed_mask(self, state: int) -> np.ndarray:
         """The mask of ``state``: ``np.uint8`` bits, little bit order, bit ``i``
@@ -257,8 +275,51 @@ class TokenIndex:
                     same = self.dfa.mask_equivalent(state, self.arrays.horizon)
                     mask = self._masks.get(same)
                     if mask is None:
-                        mask = self._masks[same] = self._compute(same)
+                        mask = self._masks[same] = self._tiered(same)
                     self._masks[state] = mask
+        return mask
+
+    def _tiered(self, state: int) -> np.ndarray:
+        """The mask of ``state``, from the masks of its clamped states where
+        counters matter (:meth:`LazyDFA.mask_equivalent`).
+
+        A token shorter than ``h`` bytes moves a counter by less than ``h``, so
+        it is allowed in ``state`` exactly when it is allowed in the state
+        clamped to ``h``. Inside a string with ``maxLength: 255``, 200
+        characters in, every position is a new state and a full mask costs a
+        trie walk with fresh derivatives (20 ms and more); by length tier, the
+        short tokens (nearly all) share the masks of clamped states, and only
+        the tokens too long for any tier that differs from ``state`` are
+        walked, directly from ``state``.
+
+        That pays only when the clamped masks are used again, as at successive
+        positions of one string. A counter further on (a later property's
+        ``maxLength``) also makes clamped states differ, but each of them once:
+        tiers are used from the second state that clamps to the same state."""
+        a = self.arrays
+        smallest = self.dfa.mask_equivalent(state, a.tiers[0])
+        if smallest == state:  # no counter matters to a token of any length
+            return self._compute(state)
+        seen = self._clamped_seen[smallest] = self._clamped_seen.get(smallest, 0) + 1
+        if seen < 2:
+            return self._compute(state)
+        clamped = [smallest]
+        for h in a.tiers[1:-1]:
+            same = self.dfa.mask_equivalent(state, h)
+            if same == state:
+                break
+            clamped.append(same)
+        differ = len(clamped)
+        rest = np.concatenate(a.tier_positions[differ:])
+        if len(rest) > _TIER_WALK_LIMIT:  # near the bound: walking them all costs more than a mask
+            return self._compute(state)
+        mask = np.zeros_like(a.tier_masks[0])
+        for tier in range(differ):
+            mask |= self.packed_mask(clamped[tier]) & a.tier_masks[tier]
+        alive = self._walk_rest(np.full(len(rest), state, dtype=np.int64), a.offsets[rest], a.offsets[rest] + a.lengths[rest])
+        allowed = np.zeros(a.size, dtype=bool)
+        allowed[a.ids[rest[alive]]] = True
+        mask |= self._pack(state, allowed)
         return mask
 
     @property
