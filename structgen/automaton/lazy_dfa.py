@@ -499,15 +499,24 @@ class LazyDFA:
         own, yet a state inside one free-form key tells only a few apart."""
         groups = self._local_of.get(n)
         if groups is None:
-            sig = [0] * self.num_classes
-            for i, m in enumerate(self._leading_sets(n)):
-                bit = 1 << i
-                while m:
-                    low = m & -m
-                    sig[low.bit_length() - 1] |= bit
-                    m ^= low
-            ids: dict[int, int] = {}
-            groups = self._local_of[n] = [ids.setdefault(x, len(ids)) for x in sig]
+            parts = [self._first(n)]  # refined by each leading set, as class masks
+            for m in self._leading_sets(n):
+                refined = []
+                for g in parts:
+                    inside = g & m
+                    if inside and inside != g:
+                        refined.append(inside)
+                        refined.append(g & ~m)
+                    else:
+                        refined.append(g)
+                parts = refined
+            groups = [len(parts)] * self.num_classes  # classes outside the first set: NOTHING
+            for i, g in enumerate(parts):
+                while g:
+                    low = g & -g
+                    groups[low.bit_length() - 1] = i
+                    g ^= low
+            self._local_of[n] = groups
         return groups
 
     def _leading_sets(self, n: int) -> frozenset:

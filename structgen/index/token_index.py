@@ -229,6 +229,7 @@ class TokenArrays:
 
 _LENGTH_TIERS = (8, 16, 32, 64)
 _TIER_WALK_LIMIT = 4096  # most tokens a tiered mask walks one by one
+_SCALAR_WALKS = 8  # token walks finished one at a time instead of as arrays
 
 
 def _depth_spans(parent: np.ndarray):
@@ -495,13 +496,18 @@ class TokenIndex:
         out = cur.copy()
         idx = np.flatnonzero(pos < end)
         cur, pos, end = cur[idx], pos[idx], end[idx]
-        while len(idx):
+        while len(idx) > _SCALAR_WALKS:
             cur = _lookup(self.dfa, cur, flat[pos].astype(np.int64))
             pos = pos + 1
             done = (cur == DEAD) | (pos == end)
             out[idx[done]] = cur[done]
             go = ~done
             idx, cur, pos, end = idx[go], cur[go], pos[go], end[go]
+        # The last few walks (the long tokens) one by one: a step of array
+        # operations costs more than a dozen scalar table lookups.
+        walk = self.dfa.walk
+        for i, s, p, e in zip(idx.tolist(), cur.tolist(), pos.tolist(), end.tolist()):
+            out[i] = walk(s, flat[p:e].tobytes())
         return out
 
     def _loop_bytes(self, state: int) -> tuple[np.ndarray, bool, np.ndarray]:
