@@ -639,9 +639,9 @@ def encode(e: Expr, enc: Callable[[Ranges], Expr], memo: dict | None = None, sin
     DFA leaves become IR through :func:`dfa_to_ir` (rules go to ``sink``)."""
     if memo is None:
         memo = {}
-    r = memo.get(e)
-    if r is not None:
-        return r
+    hit = memo.get(id(e))  # by identity: a structural key would hash the whole subtree at every level
+    if hit is not None and hit[0] is e:
+        return hit[1]
     k = e[0]
     if k == CSET:
         r = enc(e[1])
@@ -659,7 +659,7 @@ def encode(e: Expr, enc: Callable[[Ranges], Expr], memo: dict | None = None, sin
         r = e
     else:
         raise ValueError(f"not a character-level expression: {k!r}")
-    memo[e] = r
+    memo[id(e)] = (e, r)  # keeps e alive, so its id stays its own
     return r
 
 

@@ -354,7 +354,6 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         self.shrink_memo: dict = {}
         self.lossy: set = set()  # keys of subschemas where lenient mode skipped something
         self.lossy_events = 0
-        self.not_in_memo: dict = {}
         self.negation_memo: dict = {}
         self.any_order_spent = 0  # subset states of any-order objects beyond ANY_ORDER_MAX_PROPERTIES
         self.keep: list = []

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import replace
+from functools import lru_cache
 
 from structgen.errors import RegexError
 from structgen.frontends import charlang, json_text
@@ -70,8 +71,11 @@ def _subst(f, consts: dict):
     return parts[0] if len(parts) == 1 else (op,) + tuple(parts)
 
 
-def _not_in(names: list) -> ir.Expr:
-    """Strings (character level) that are none of ``names``, as a trie complement."""
+@lru_cache(maxsize=1024)
+def _not_in(names: tuple) -> ir.Expr:
+    """Strings (character level) that are none of ``names``, as a trie
+    complement. Kept per process: schemas of one family (Kubernetes, say)
+    declare the same objects again and again."""
     trie: dict = {}
     END = ""
     for n in names:
@@ -85,15 +89,20 @@ def _not_in(names: list) -> ir.Expr:
         if END not in node:
             opts.append(EPS)
         kids = [ch for ch in node if ch != END]
-        used = charlang.merge_ranges((ord(ch), ord(ch)) for ch in kids)
-        other = charlang.subtract_ranges(charlang.ANY_RANGES, used)
-        if other:
-            opts.append(seq(charlang.cset(other), ANY_STRING))
+        other = _any_string_not_starting_with(charlang.merge_ranges((ord(ch), ord(ch)) for ch in kids))
+        if other != NOTHING:
+            opts.append(other)
         for ch in kids:
             opts.append(seq(charlang.char(ch), go(node[ch])))
         return alt(*opts)
 
     return go(trie)
+
+
+@lru_cache(maxsize=4096)
+def _any_string_not_starting_with(used: tuple) -> ir.Expr:
+    other = charlang.subtract_ranges(charlang.ANY_RANGES, used)
+    return seq(charlang.cset(other), ANY_STRING) if other else NOTHING
 
 
 class StringsMixin:
@@ -247,11 +256,7 @@ class StringsMixin:
     def key_language(self, b: Branch, names: list, pats: list, inside: list, outside: list) -> ir.Expr:
         """Keys that are not declared names, satisfy propertyNames, match the
         patterns ``inside`` and none of ``outside`` (indices into pats)."""
-        nk = tuple(names)
-        not_in = self.not_in_memo.get(nk)
-        if not_in is None:
-            not_in = self.not_in_memo[nk] = _not_in(names)
-        comps: list = [not_in]
+        comps: list = [_not_in(tuple(names))]
         parts: list = [("var", 0)]
         for i in inside:
             comps.append(self.pattern(pats[i][0], pats[i][2]))
