@@ -914,6 +914,11 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
             e = json_numbers.number_expr(integers=False, fractions=True, **bounds)
             dfa = charlang.combine([e, *json_numbers.NON_INTEGER])
             return NOTHING if dfa.empty else json_numbers.lower((charlang.DFA_LEAF, dfa, 0), self.sink)
+        if k is None and not excluded:
+            out = _bounded_number(fracs, self.draft >= 6, tuple(bounds.items()))
+            if out == NOTHING:
+                self.reasons.add(b.ptr, "no number within the bounds")
+            return self.hoist(out)
         e = json_numbers.number_expr(integers=True, fractions=fracs, multiple_of=k, not_multiple_of=excluded,
                                      zero_fractions=self.draft >= 6, **bounds)
         if e is None:
@@ -946,6 +951,14 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
 
 
 # --------------------------------------------------------------------------- module helpers
+
+
+@lru_cache(maxsize=1024)
+def _bounded_number(fractions: bool, zero_fractions: bool, bounds: tuple) -> ir.Expr:
+    """Integers (and fractions) within bounds, as bytes: no rules needed, so
+    kept per process (``minimum: 0`` recurs in most schemas)."""
+    e = json_numbers.number_expr(integers=True, fractions=fractions, zero_fractions=zero_fractions, **dict(bounds))
+    return json_numbers.lower(e)
 
 
 def _any_name(depth: int | None) -> str:

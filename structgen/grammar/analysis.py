@@ -60,6 +60,8 @@ class RuleGraph:
         unproductive rules replaced by nothing). Nullability and productivity
         carry over; edges keep the old references that remain, a superset of
         the new ones, which only coarsens the dependency order."""
+        if self.describes(rules):  # nothing was dropped or rewritten
+            return self
         new = RuleGraph.__new__(RuleGraph)
         new.names = list(rules)
         new.bodies = list(rules.values())
