@@ -34,10 +34,17 @@ class RuleGraph:
         self.names = list(rules)
         self.bodies = list(rules.values())
         self.index = {name: i for i, name in enumerate(self.names)}
-        walk = _Walk()
-        refs = [walk.refs_of(b) for b in self.bodies]
-        self.byte_sets = walk.byte_sets
-        self.has_and = walk.has_and
+        if len(_summaries) >= _SUMMARY_LIMIT:
+            _summaries.clear()
+            _byte_set_bit.clear()
+            _byte_sets.clear()
+        tops = [_summary(b) for b in self.bodies]
+        refs = [t[1] for t in tops]
+        bits = 0
+        for t in tops:
+            bits |= t[2]
+        self.byte_sets = _byte_sets_of(bits)
+        self.has_and = any(t[3] for t in tops)
         for name, names in zip(self.names, refs):
             undefined = sorted(n for n in names if n not in self.index)
             if undefined:
@@ -89,54 +96,95 @@ class RuleGraph:
         return {self.names[i] for i in seen}
 
 
-class _Walk:
-    """One walk over the IR: referenced rule names per node (memoized by
-    identity across rules), distinct byte sets, intersections. Leaves are
-    handled inline: they are half of all nodes, and a call each would double
-    the cost of the walk."""
+# What a node says about itself, whatever grammar it is part of, kept per
+# process: id(node) -> (node, referenced rule names, byte sets as bits of
+# _byte_set_bit numbers, contains an intersection, and for nodes without
+# references their nullability and productivity). Hash-consing makes a node
+# built for one schema the same object in the next, so about three quarters of
+# a MaskBench grammar is already summarised when it is analysed. The entry
+# keeps its node alive, so the id stays its own. Emptied (with the byte set
+# numbering) only between walks, when it grows large.
+_SUMMARY_LIMIT = 1 << 18
+_summaries: dict[int, tuple] = {}
+_byte_set_bit: dict[tuple, int] = {}
+_byte_sets: list[tuple] = []
 
-    def __init__(self) -> None:
-        self.memo: dict[int, frozenset] = {}
-        self.byte_sets: set[tuple] = set()
-        self.has_and = False
 
-    def refs_of(self, e: Expr) -> frozenset:
-        kind = e[0]
-        if kind == "ref":
-            return frozenset((e[1],))
-        if kind == "bytes":
-            self.byte_sets.add(e[1])
-            return _NO_REFS
-        got = self.memo.get(id(e))
-        if got is not None:
-            return got
-        if kind == "rep":
-            children = (e[1],)
-        elif kind in ("seq", "alt", "and"):
-            children = e[1]
-            self.has_and = self.has_and or kind == "and"
-        else:
-            return _NO_REFS
-        memo = self.memo
-        found: list[frozenset] = []
-        for x in children:
-            k = x[0]
-            if k == "bytes":
-                self.byte_sets.add(x[1])
-                continue
-            if k == "eps" or k == "nothing":
-                continue
-            if k == "ref":
-                found.append(frozenset((x[1],)))
-                continue
-            r = memo.get(id(x))
-            if r is None:
-                r = self.refs_of(x)
-            if r:
-                found.append(r)
-        r = _NO_REFS if not found else found[0] if len(found) == 1 else frozenset().union(*found)
-        memo[id(e)] = r
-        return r
+def _bit(ranges: tuple) -> int:
+    i = _byte_set_bit.get(ranges)
+    if i is None:
+        i = _byte_set_bit[ranges] = len(_byte_sets)
+        _byte_sets.append(ranges)
+    return 1 << i
+
+
+def _summary(e: Expr) -> tuple:
+    """``(e, refs, byte set bits, has_and, nullable, productive)``, computed
+    once per node; the last two hold only for nodes without references.
+    Leaf children are handled inline: they are half of all nodes."""
+    got = _summaries.get(id(e))
+    if got is not None and got[0] is e:
+        return got
+    kind = e[0]
+    if kind == "ref":
+        return (e, frozenset((e[1],)), 0, False, False, False)
+    if kind == "bytes":
+        return (e, _NO_REFS, _bit(e[1]), False, False, True)
+    if kind == "rep":
+        children = (e[1],)
+    elif kind in ("seq", "alt", "and"):
+        children = e[1]
+    else:  # eps, nothing
+        return (e, _NO_REFS, 0, False, kind == "eps", kind == "eps")
+    found: list[frozenset] = []
+    bits = 0
+    has_and = kind == "and"
+    nullables: list[bool] = []
+    productives: list[bool] = []
+    for x in children:
+        k = x[0]
+        if k == "bytes":
+            bits |= _bit(x[1])
+            nullables.append(False)
+            productives.append(True)
+            continue
+        if k == "eps" or k == "nothing":
+            nullables.append(k == "eps")
+            productives.append(k == "eps")
+            continue
+        if k == "ref":
+            found.append(frozenset((x[1],)))
+            continue
+        sub = _summaries.get(id(x))
+        if sub is None or sub[0] is not x:
+            sub = _summary(x)
+        if sub[1]:
+            found.append(sub[1])
+        bits |= sub[2]
+        has_and = has_and or sub[3]
+        nullables.append(sub[4])
+        productives.append(sub[5])
+    refs = _NO_REFS if not found else found[0] if len(found) == 1 else frozenset().union(*found)
+    if refs:  # depends on the rules: the fixpoint works it out
+        nullable = productive = False
+    elif kind == "alt":
+        nullable, productive = any(nullables), any(productives)
+    elif kind == "rep":
+        nullable = productive = e[2] == 0
+        nullable, productive = nullable or nullables[0], productive or productives[0]
+    else:  # seq, and (an intersection's productivity is decided per state by the automaton)
+        nullable, productive = all(nullables), all(productives)
+    got = _summaries[id(e)] = (e, refs, bits, has_and, nullable, productive)
+    return got
+
+
+def _byte_sets_of(bits: int) -> list[tuple]:
+    out = []
+    while bits:
+        low = bits & -bits
+        out.append(_byte_sets[low.bit_length() - 1])
+        bits ^= low
+    return out
 
 
 def _rule_fixpoint(bodies: list[Expr], index: dict[str, int], edges: list[list[int]], components: list[list[int]], *, nullable: bool) -> list[bool]:
@@ -159,10 +207,14 @@ def _rule_fixpoint(bodies: list[Expr], index: dict[str, int], edges: list[list[i
             return got
         kind = e[0]
         if kind == "bytes":
-            r = not nullable
-        elif kind == "eps":
-            r = True
-        elif kind in ("seq", "and"):  # for "and" productivity is over-approximated: decided per state
+            return not nullable
+        if kind == "eps":
+            return True
+        if kind != "ref":
+            known = _summaries.get(id(e))
+            if known is not None and known[0] is e and not known[1]:  # no references: fixed already
+                return known[4] if nullable else known[5]
+        if kind in ("seq", "and"):  # for "and" productivity is over-approximated: decided per state
             r = all(ev(x, local) for x in e[1])
         elif kind == "alt":
             r = any(ev(x, local) for x in e[1])
