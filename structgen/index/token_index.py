@@ -229,6 +229,7 @@ class TokenArrays:
 
 _LENGTH_TIERS = (8, 16, 32, 64)
 _TIER_WALK_LIMIT = 4096  # most tokens a tiered mask walks one by one
+_SORTED_WALKS = 256  # token walks left when _walk_to stops dropping finished ones each step
 _SCALAR_WALKS = 8  # token walks finished one at a time instead of as arrays
 
 
@@ -491,23 +492,38 @@ class TokenIndex:
     def _walk_to(self, cur: np.ndarray, pos: np.ndarray, end: np.ndarray) -> np.ndarray:
         """The states after walking the flat bytes ``[pos[i], end[i])`` from
         ``cur[i]``, all together, one byte position per step (``DEAD`` where
-        a walk dies)."""
+        a walk dies).
+
+        While many walks are going, each step drops the finished and dead
+        ones. Once few are left, they are sorted longest first, so the ones
+        still going after ``k`` bytes are a prefix of the arrays and a step is
+        a few slice operations (a dead walk just stays ``DEAD``: the dead row
+        of the table is complete); the last few long ones are finished with
+        scalar lookups."""
         flat = self.arrays.flat
         out = cur.copy()
         idx = np.flatnonzero(pos < end)
         cur, pos, end = cur[idx], pos[idx], end[idx]
-        while len(idx) > _SCALAR_WALKS:
+        while len(idx) > _SORTED_WALKS:
             cur = _lookup(self.dfa, cur, flat[pos].astype(np.int64))
             pos = pos + 1
             done = (cur == DEAD) | (pos == end)
             out[idx[done]] = cur[done]
             go = ~done
             idx, cur, pos, end = idx[go], cur[go], pos[go], end[go]
-        # The last few walks (the long tokens) one by one: a step of array
-        # operations costs more than a dozen scalar table lookups.
+        order = np.argsort(pos - end, kind="stable")  # longest first
+        idx, cur, pos, neg_len = idx[order], cur[order], pos[order], (pos - end)[order]
+        k = 0
+        while True:
+            n = int(np.searchsorted(neg_len, -k, side="left"))  # walks with more than k bytes to go
+            if n <= _SCALAR_WALKS:
+                break
+            cur[:n] = _lookup(self.dfa, cur[:n], flat[pos[:n] + k].astype(np.int64))
+            k += 1
+        out[idx[n:]] = cur[n:]
         walk = self.dfa.walk
-        for i, s, p, e in zip(idx.tolist(), cur.tolist(), pos.tolist(), end.tolist()):
-            out[i] = walk(s, flat[p:e].tobytes())
+        for i, s, start, nl in zip(idx[:n].tolist(), cur[:n].tolist(), pos[:n].tolist(), neg_len[:n].tolist()):
+            out[i] = walk(s, flat[start + k : start - nl].tobytes())
         return out
 
     def _loop_bytes(self, state: int) -> tuple[np.ndarray, bool, np.ndarray]:
