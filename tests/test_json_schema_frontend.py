@@ -759,13 +759,27 @@ def test_annotations_and_unknown_keywords_are_ignored():
 
 
 def test_grammar_is_trim():
-    """No rule has an empty language and every rule is reachable."""
+    """Every rule is reachable from the start rule."""
     g = json_schema_to_grammar({"anyOf": [{"type": "object", "properties": {"a": {"$ref": "#"}}, "required": ["a"]},
                                           {"type": "integer"}]})
+    assert g.rule_graph().reachable("start") == set(g.rules)
+    assert all(g.rule_graph().productive)
     d = LazyDFA(g)
-    assert not d._unproductive
-    s = d.walk(d.start, b"5")
-    assert d.is_accepting(s)
+    assert d.is_accepting(d.walk(d.start, b'{"a":{"a":5}}'))
+
+
+def test_branch_that_can_never_finish_is_never_entered():
+    """An object that must contain itself forever has no instance: its
+    branch stays in the grammar, but the automaton never starts it."""
+    loop = {"type": "object", "properties": {"b": {"$ref": "#/$defs/loop"}}, "required": ["b"]}
+    g = json_schema_to_grammar({"$defs": {"loop": loop},
+                                "anyOf": [{"type": "object", "properties": {"a": {"$ref": "#/$defs/loop"}}, "required": ["a"]},
+                                          {"type": "integer"}]})
+    d = LazyDFA(g)
+    assert d.walk(d.start, b"{") == DEAD
+    assert d.is_accepting(d.walk(d.start, b"5"))
+    with pytest.raises(UnsatisfiableSchemaError):
+        json_schema_to_grammar({"$defs": {"loop": loop}, "$ref": "#/$defs/loop"})
 
 
 # --------------------------------------------------------------------------- character-level algebra

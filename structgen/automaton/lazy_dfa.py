@@ -219,10 +219,10 @@ class LazyDFA:
             idx = self._rule_index.get(e[1])
             if idx is None:
                 raise GrammarError(f"reference to undefined rule {e[1]!r}")
-            if idx in self._unproductive:
+            if not self._graph.is_productive(idx):
                 node = 0
             else:
-                node = self._mk((_REF, idx), self._rule_nullable[idx], idx in self._rules_with_and)
+                node = self._mk((_REF, idx), self._graph.is_nullable(idx), idx in self._rules_with_and)
         elif kind == "eps":
             node = 1
         elif kind == "nothing":
@@ -233,16 +233,15 @@ class LazyDFA:
         return node
 
     def _load_rules(self, grammar: Grammar) -> None:
-        """Take rule nullability and productivity from the grammar's rule
-        graph (unproductive rules are dropped, so no state is ever a dead end
-        that is not ``DEAD``) and reject left recursion (it would make
-        derivation loop forever). Rule bodies are interned later, when a
+        """Take the grammar's rule graph and reject left recursion (it would
+        make derivation loop forever). Rule bodies are interned later, when a
         derivative first reaches them, so a big schema pays only for the
-        rules a generation visits."""
-        graph = grammar.rule_graph()
+        rules a generation visits; a reference is interned with the rule's
+        nullability, or as ``NOTHING`` when the rule is unproductive, so no
+        state is ever a dead end that is not ``DEAD``. The graph evaluates
+        both only for the rules asked about."""
+        graph = self._graph = grammar.rule_graph()
         bodies = graph.bodies
-        self._rule_nullable = graph.nullable
-        self._unproductive = {i for i, ok in enumerate(graph.productive) if not ok}
         self._rules_with_and = _rules_reaching_and(bodies, graph.edges) if self._grammar_has_and else set()
         self._rule_ir = bodies
         self._ir_memo: dict[int, int] = {}  # by id(): the grammar keeps every IR node alive
@@ -330,7 +329,7 @@ class LazyDFA:
         elif kind == "rep":
             r = e[2] == 0 or self._ir_nullable(e[1], memo)
         elif kind == "ref":
-            r = self._rule_nullable[self._rule_index[e[1]]]
+            r = self._graph.is_nullable(self._rule_index[e[1]])
         else:
             r = False
         memo[id(e)] = r

@@ -374,23 +374,22 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         return Grammar(self.rules, "start", list(dict.fromkeys(self.notes)), graph=graph)
 
     def _trim(self) -> RuleGraph:
-        """Drop rules with an empty language (replacing references to them by
-        NOTHING) and unreachable rules; fail if nothing is left. Returns the
-        rule graph of what remains, for the automaton to reuse."""
+        """Fail if the schema accepts nothing; drop the rules the start rule
+        does not reach. Returns the rule graph of what remains, for the
+        automaton to reuse. Rules with an empty language stay: the automaton
+        never enters them, and finding them all would mean evaluating every
+        rule (see :class:`~structgen.grammar.analysis.RuleGraph`)."""
         graph = RuleGraph(self.rules)
-        if not graph.productive[graph.index["start"]]:
+        if not graph.is_productive(graph.index["start"]):
             where = "; ".join(f"{p}: {w}" for p, w in self.reasons.items[:5])
             raise UnsatisfiableSchemaError(
                 "the schema accepts no JSON value" + (f" ({where})" if where else "")
                 + "; check for contradictory constraints"
             )
-        keep = graph.reachable("start", through=graph.productive)
-        bad = {name for name, ok in zip(graph.names, graph.productive) if not ok}
-        memo: dict[int, ir.Expr] = {}
-        trimmed = {name: _prune(body, bad, memo) if bad else body
-                   for name, body in self.rules.items() if name in keep}
-        self.rules.clear()
-        self.rules.update(trimmed)
+        keep = graph.reachable("start")
+        if len(keep) < len(self.rules):
+            for name in [n for n in self.rules if n not in keep]:
+                del self.rules[name]
         return graph.subset(self.rules)
 
     def hoist(self, e: ir.Expr, limit: int = 40) -> ir.Expr:
@@ -988,27 +987,6 @@ def _any_value_rules(ws: ir.Expr, sep: ir.Expr, colon: ir.Expr, depth: int | Non
                   seq(literal("{"), ws, member, rep(seq(sep, member), 0, None), ws, literal("}")))
         rules[_any_name(d)] = alt(scalars, arr, obj)
     return rules
-
-
-def _prune(e: ir.Expr, bad: set, memo: dict) -> ir.Expr:
-    r = memo.get(id(e))
-    if r is not None:
-        return r
-    k = e[0]
-    if k == "ref":
-        r = NOTHING if e[1] in bad else e
-    elif k == "seq":
-        r = seq(*(_prune(x, bad, memo) for x in e[1]))
-    elif k == "alt":
-        r = alt(*(_prune(x, bad, memo) for x in e[1]))
-    elif k == "and":
-        r = ir.intersect(*(_prune(x, bad, memo) for x in e[1]))
-    elif k == "rep":
-        r = rep(_prune(e[1], bad, memo), e[2], e[3])
-    else:
-        r = e
-    memo[id(e)] = r
-    return r
 
 
 def _small(e: ir.Expr, limit: int) -> bool:

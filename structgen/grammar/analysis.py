@@ -20,11 +20,12 @@ _NO_REFS: frozenset = frozenset()
 
 class RuleGraph:
     """The reference graph of a set of rules, in dependency order, with each
-    rule's nullability and productivity.
+    rule's nullability and productivity (``is_nullable(i)``,
+    ``is_productive(i)``, evaluated on demand).
 
     ``names``/``bodies`` follow the rules' order; ``index`` maps a name to its
-    position; ``edges[i]`` lists the rules rule ``i`` references (possibly a
-    superset, see :meth:`subset`); ``components`` are the strongly connected
+    position; ``edges[i]`` lists the rules rule ``i`` references;
+    ``components`` are the strongly connected
     components, callees first. The same walk collects ``byte_sets`` (every
     distinct byte range tuple, for the automaton's byte classes) and
     ``has_and`` (whether any intersection occurs).
@@ -51,8 +52,18 @@ class RuleGraph:
                 raise GrammarError(f"rule {name!r} refers to undefined rule {undefined[0]!r}")
         self.edges = [sorted(self.index[n] for n in names) for names in refs]
         self.components = strongly_connected_components(self.edges)
-        self.nullable = _rule_fixpoint(self.bodies, self.index, self.edges, self.components, nullable=True)
-        self.productive = _rule_fixpoint(self.bodies, self.index, self.edges, self.components, nullable=False)
+        self.is_nullable = _RuleFixpoint(self, nullable=True)
+        self.is_productive = _RuleFixpoint(self, nullable=False)
+
+    @property
+    def nullable(self) -> list[bool]:
+        """Every rule's nullability (all evaluated)."""
+        return [self.is_nullable(i) for i in range(len(self.names))]
+
+    @property
+    def productive(self) -> list[bool]:
+        """Every rule's productivity (all evaluated)."""
+        return [self.is_productive(i) for i in range(len(self.names))]
 
     def describes(self, rules: dict[str, Expr]) -> bool:
         """Is this graph about exactly these rule bodies (same objects)?"""
@@ -62,35 +73,38 @@ class RuleGraph:
         )
 
     def subset(self, rules: dict[str, Expr]) -> "RuleGraph":
-        """The graph of ``rules``: some of these rules, each body either the
-        same or rewritten without changing its language (references to
-        unproductive rules replaced by nothing). Nullability and productivity
-        carry over; edges keep the old references that remain, a superset of
-        the new ones, which only coarsens the dependency order."""
-        if self.describes(rules):  # nothing was dropped or rewritten
+        """The graph of ``rules``: some of these rules, closed under
+        reference (every rule a kept rule references is kept), bodies
+        unchanged. Components stay components; values found so far carry
+        over."""
+        if self.describes(rules):
             return self
         new = RuleGraph.__new__(RuleGraph)
         new.names = list(rules)
         new.bodies = list(rules.values())
         new.index = {name: i for i, name in enumerate(new.names)}
         old = [self.index[name] for name in new.names]
-        new.edges = [sorted(new.index[self.names[t]] for t in self.edges[o] if self.names[t] in new.index) for o in old]
-        new.components = strongly_connected_components(new.edges)
-        new.nullable = [self.nullable[o] for o in old]
-        new.productive = [self.productive[o] for o in old]
-        new.byte_sets = self.byte_sets  # supersets: finer byte classes, an extra check
+        if any(a is not self.bodies[o] for a, o in zip(new.bodies, old)):
+            raise ValueError("subset() keeps rule bodies unchanged")
+        new.edges = [[new.index[self.names[t]] for t in self.edges[o]] for o in old]
+        new.components = [[new.index[self.names[r]] for r in c] for c in self.components if self.names[c[0]] in new.index]
+        new.byte_sets = self.byte_sets  # a superset: finer byte classes only
         new.has_and = self.has_and
+        new.is_nullable = _RuleFixpoint(new, nullable=True)
+        new.is_productive = _RuleFixpoint(new, nullable=False)
+        for mine, theirs in ((new.is_nullable, self.is_nullable), (new.is_productive, self.is_productive)):
+            mine.value = [theirs.value[o] for o in old]
+            mine.memo = theirs.memo  # by node identity: the same nodes, the same values
         return new
 
-    def reachable(self, start: str, through: list[bool] | None = None) -> set[str]:
-        """Names of the rules reachable from ``start`` (only via rules whose
-        ``through`` flag is set, when given)."""
+    def reachable(self, start: str) -> set[str]:
+        """Names of the rules reachable from ``start``."""
         root = self.index[start]
         seen = {root}
         stack = [root]
         while stack:
             for t in self.edges[stack.pop()]:
-                if t not in seen and (through is None or through[t]):
+                if t not in seen:
                     seen.add(t)
                     stack.append(t)
         return {self.names[i] for i in seen}
@@ -187,57 +201,84 @@ def _byte_sets_of(bits: int) -> list[tuple]:
     return out
 
 
-def _rule_fixpoint(bodies: list[Expr], index: dict[str, int], edges: list[list[int]], components: list[list[int]], *, nullable: bool) -> list[bool]:
-    """Per rule: can it match the empty string (``nullable=True``), or can it
-    match anything at all (``nullable=False``, i.e. productivity).
+class _RuleFixpoint:
+    """Per rule, on demand: can it match the empty string (``nullable=True``),
+    or anything at all (``nullable=False``, productivity)?
 
-    Rules are evaluated in dependency order (strongly connected components of
-    the reference graph, callees first), so a rule's value is final when it is
-    read and one memo by node identity serves the whole grammar. Only rules
-    inside a recursive component are iterated to their fixpoint; what they
-    compute joins the shared memo once the component is final."""
-    value = [False] * len(index)
-    memo: dict[int, bool] = {}
+    A rule's value needs the values of the rules it references, so asking
+    for one rule evaluates its strongly connected component after the
+    components it reads (a rule's value is final once read, and one memo by
+    node identity serves the whole grammar). Only a recursive component is
+    iterated to its fixpoint, its own results kept apart until final.
+    ``any``/``all`` stop early, so the frontend asking whether the start rule
+    is productive, and the automaton asking about the rules a generation
+    reaches, evaluate a fraction of the grammar."""
 
-    def ev(e: Expr, local: dict[int, bool]) -> bool:
-        got = memo.get(id(e))
+    def __init__(self, graph: "RuleGraph", nullable: bool) -> None:
+        self.graph = graph
+        self.nullable = nullable
+        self.value: list[bool | None] = [None] * len(graph.names)
+        self.memo: dict[int, bool] = {}
+        self.component_of: list[int] | None = None
+
+    def __call__(self, rule: int) -> bool:
+        v = self.value[rule]
+        if v is None:
+            self._solve(rule)
+            v = self.value[rule]
+        return v
+
+    def _solve(self, rule: int) -> None:
+        g = self.graph
+        if self.component_of is None:
+            self.component_of = [0] * len(g.names)
+            for c, members in enumerate(g.components):
+                for r in members:
+                    self.component_of[r] = c
+        component = g.components[self.component_of[rule]]
+        if len(component) == 1 and rule not in g.edges[rule]:
+            self.value[rule] = self._ev(g.bodies[rule], self.memo, ())
+            return
+        members = set(component)
+        for r in component:
+            self.value[r] = False
+        changed = True
+        while changed:
+            changed = False
+            local: dict[int, bool] = {}
+            for r in component:
+                if not self.value[r] and self._ev(g.bodies[r], local, members):
+                    self.value[r] = changed = True
+        self.memo.update(local)
+
+    def _ev(self, e: Expr, local: dict[int, bool], pending) -> bool:
+        """Value of ``e``; rules in ``pending`` (the component being iterated)
+        read their current approximation, others are solved first."""
+        got = self.memo.get(id(e))
         if got is None:
             got = local.get(id(e))
         if got is not None:
             return got
         kind = e[0]
         if kind == "bytes":
-            return not nullable
+            return not self.nullable
         if kind == "eps":
             return True
-        if kind != "ref":
-            known = _summaries.get(id(e))
-            if known is not None and known[0] is e and not known[1]:  # no references: fixed already
-                return known[4] if nullable else known[5]
+        if kind == "ref":
+            i = self.graph.index.get(e[1])
+            if i is None:
+                return False
+            return self.value[i] if i in pending else self(i)
+        known = _summaries.get(id(e))
+        if known is not None and known[0] is e and not known[1]:  # no references: fixed already
+            return known[4] if self.nullable else known[5]
         if kind in ("seq", "and"):  # for "and" productivity is over-approximated: decided per state
-            r = all(ev(x, local) for x in e[1])
+            r = all(self._ev(x, local, pending) for x in e[1])
         elif kind == "alt":
-            r = any(ev(x, local) for x in e[1])
+            r = any(self._ev(x, local, pending) for x in e[1])
         elif kind == "rep":
-            r = e[2] == 0 or ev(e[1], local)
-        elif kind == "ref":
-            i = index.get(e[1])
-            r = value[i] if i is not None else False
+            r = e[2] == 0 or self._ev(e[1], local, pending)
         else:
             r = False
         local[id(e)] = r
         return r
-
-    for component in components:
-        if len(component) == 1 and component[0] not in edges[component[0]]:
-            value[component[0]] = ev(bodies[component[0]], memo)
-            continue
-        changed = True
-        while changed:  # recursive component: iterate, its own results kept apart until final
-            changed = False
-            local: dict[int, bool] = {}
-            for i in component:
-                if not value[i] and ev(bodies[i], local):
-                    value[i] = changed = True
-        memo.update(local)
-    return value
