@@ -1,15 +1,20 @@
 """Whole-grammar facts about rules: who references whom, which rules can match
 the empty string, which can match anything at all.
 
-Both the JSON Schema frontend (to drop rules with an empty language and report
-an unsatisfiable schema) and the automaton (to know rule nullability and never
-enter an unproductive rule) need these facts. Each is a walk over every IR
-node, so the frontend computes them once and the :class:`RuleGraph` travels
-inside the :class:`~structgen.grammar.ir.Grammar` it returns; the automaton
-reuses it instead of walking the IR again.
+Both the JSON Schema frontend (to report an unsatisfiable schema and drop
+unreachable rules) and the automaton (to know rule nullability and never enter
+an unproductive rule) need these facts. The frontend builds the
+:class:`RuleGraph` once and it travels inside the
+:class:`~structgen.grammar.ir.Grammar` it returns, so the automaton does not
+walk the IR again. Two things keep it cheap: facts a node states about itself
+are kept per process (hash-consing makes most nodes of a new grammar old
+ones), and nullability and productivity are evaluated only for the rules
+someone asks about.
 """
 
 from __future__ import annotations
+
+import threading
 
 from structgen.errors import GrammarError
 from structgen.grammar.graph import strongly_connected_components
@@ -25,26 +30,27 @@ class RuleGraph:
 
     ``names``/``bodies`` follow the rules' order; ``index`` maps a name to its
     position; ``edges[i]`` lists the rules rule ``i`` references;
-    ``components`` are the strongly connected
-    components, callees first. The same walk collects ``byte_sets`` (every
-    distinct byte range tuple, for the automaton's byte classes) and
-    ``has_and`` (whether any intersection occurs).
+    ``components`` are the strongly connected components, callees first;
+    ``byte_sets`` are the distinct byte range tuples of all rules (for the
+    automaton's byte classes) and ``has_and`` says whether any intersection
+    occurs.
     """
 
     def __init__(self, rules: dict[str, Expr]) -> None:
         self.names = list(rules)
         self.bodies = list(rules.values())
         self.index = {name: i for i, name in enumerate(self.names)}
-        if len(_summaries) >= _SUMMARY_LIMIT:
-            _summaries.clear()
-            _byte_set_bit.clear()
-            _byte_sets.clear()
-        tops = [_summary(b) for b in self.bodies]
+        with _SUMMARY_LOCK:  # byte set numbers must not be reset in the middle of a walk
+            if len(_summaries) >= _SUMMARY_LIMIT:
+                _summaries.clear()
+                _byte_set_bit.clear()
+                _byte_sets.clear()
+            tops = [_summary(b) for b in self.bodies]
+            bits = 0
+            for t in tops:
+                bits |= t[2]
+            self.byte_sets = _byte_sets_of(bits)
         refs = [t[1] for t in tops]
-        bits = 0
-        for t in tops:
-            bits |= t[2]
-        self.byte_sets = _byte_sets_of(bits)
         self.has_and = any(t[3] for t in tops)
         for name, names in zip(self.names, refs):
             undefined = sorted(n for n in names if n not in self.index)
@@ -119,6 +125,7 @@ class RuleGraph:
 # keeps its node alive, so the id stays its own. Emptied (with the byte set
 # numbering) only between walks, when it grows large.
 _SUMMARY_LIMIT = 1 << 18
+_SUMMARY_LOCK = threading.Lock()
 _summaries: dict[int, tuple] = {}
 _byte_set_bit: dict[tuple, int] = {}
 _byte_sets: list[tuple] = []
@@ -217,15 +224,18 @@ class _RuleFixpoint:
     def __init__(self, graph: "RuleGraph", nullable: bool) -> None:
         self.graph = graph
         self.nullable = nullable
-        self.value: list[bool | None] = [None] * len(graph.names)
+        self.value: list[bool | None] = [None] * len(graph.names)  # final values only
         self.memo: dict[int, bool] = {}
         self.component_of: list[int] | None = None
+        self.lock = threading.RLock()  # automata built from one grammar share it
 
     def __call__(self, rule: int) -> bool:
         v = self.value[rule]
         if v is None:
-            self._solve(rule)
-            v = self.value[rule]
+            with self.lock:
+                if self.value[rule] is None:
+                    self._solve(rule)
+                v = self.value[rule]
         return v
 
     def _solve(self, rule: int) -> None:
@@ -237,23 +247,23 @@ class _RuleFixpoint:
                     self.component_of[r] = c
         component = g.components[self.component_of[rule]]
         if len(component) == 1 and rule not in g.edges[rule]:
-            self.value[rule] = self._ev(g.bodies[rule], self.memo, ())
+            self.value[rule] = self._ev(g.bodies[rule], self.memo, {})
             return
-        members = set(component)
-        for r in component:
-            self.value[r] = False
+        approx = dict.fromkeys(component, False)
         changed = True
         while changed:
             changed = False
             local: dict[int, bool] = {}
             for r in component:
-                if not self.value[r] and self._ev(g.bodies[r], local, members):
-                    self.value[r] = changed = True
+                if not approx[r] and self._ev(g.bodies[r], local, approx):
+                    approx[r] = changed = True
         self.memo.update(local)
+        for r, v in approx.items():
+            self.value[r] = v
 
-    def _ev(self, e: Expr, local: dict[int, bool], pending) -> bool:
-        """Value of ``e``; rules in ``pending`` (the component being iterated)
-        read their current approximation, others are solved first."""
+    def _ev(self, e: Expr, local: dict[int, bool], approx: dict[int, bool]) -> bool:
+        """Value of ``e``; rules of the component being iterated read their
+        current approximation in ``approx``, others are solved first."""
         got = self.memo.get(id(e))
         if got is None:
             got = local.get(id(e))
@@ -268,16 +278,17 @@ class _RuleFixpoint:
             i = self.graph.index.get(e[1])
             if i is None:
                 return False
-            return self.value[i] if i in pending else self(i)
+            got = approx.get(i)
+            return got if got is not None else self(i)
         known = _summaries.get(id(e))
         if known is not None and known[0] is e and not known[1]:  # no references: fixed already
             return known[4] if self.nullable else known[5]
         if kind in ("seq", "and"):  # for "and" productivity is over-approximated: decided per state
-            r = all(self._ev(x, local, pending) for x in e[1])
+            r = all(self._ev(x, local, approx) for x in e[1])
         elif kind == "alt":
-            r = any(self._ev(x, local, pending) for x in e[1])
+            r = any(self._ev(x, local, approx) for x in e[1])
         elif kind == "rep":
-            r = e[2] == 0 or self._ev(e[1], local, pending)
+            r = e[2] == 0 or self._ev(e[1], local, approx)
         else:
             r = False
         local[id(e)] = r
