@@ -576,6 +576,14 @@ def test_property_names_and_counts():
         json_schema_to_grammar({"type": "object", "minProperties": 3})
 
 
+def test_large_max_properties_without_declared_properties():
+    """Undeclared members only are counted by a repeat: maxProperties 10000
+    once needed a chain of 10,000 rules built recursively (RecursionError)."""
+    s = {"type": "object", "maxProperties": 10000, "additionalProperties": {"type": "string"}}
+    check(s, [{}, {"a": "x"}, {f"k{i}": "v" for i in range(40)}], [{"a": 1}, []])
+    check({"type": "object", "maxProperties": 0}, [{}], [{"a": 1}])
+
+
 def test_dependencies():
     s = {"dependentRequired": {"a": ["b"]}, "properties": {"a": {}, "b": {}}}
     check(s, [{}, {"b": 1}, {"a": 1, "b": 2}], [{"a": 1}])

@@ -33,7 +33,7 @@ therefore checked for a path to acceptance (structurally, with a
 breadth-first search over the derivatives of each intersection, memoized);
 states without one become ``DEAD``. Without
 intersections no check is needed: every other non-empty node is productive
-because unproductive rules are dropped at load time.
+because a reference to an unproductive rule is interned as ``NOTHING``.
 
 *Caps.* ``max_states`` and ``max_nodes`` bound the construction; hitting one
 raises :class:`~structgen.errors.GrammarTooLargeError` instead of exhausting
@@ -49,6 +49,7 @@ from collections import deque
 import numpy as np
 
 from structgen.errors import GrammarError, GrammarTooLargeError
+from structgen.grammar.analysis import RuleGraph
 from structgen.grammar.ir import Expr, Grammar
 from structgen.grammar.ir import nodes as ir_nodes
 
@@ -254,7 +255,7 @@ class LazyDFA:
             node = self._rule_body[rule] = self._from_ir(self._rule_ir[rule], self._ir_memo)
         return node
 
-    def _check_left_recursion(self, graph) -> None:
+    def _check_left_recursion(self, graph: RuleGraph) -> None:
         """A cycle of rules reached without consuming a byte is a cycle of the
         reference graph too, so only rules in its recursive components are
         examined (JSON grammars rarely have any besides free-form values)."""

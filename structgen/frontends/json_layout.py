@@ -286,11 +286,20 @@ class ContainersMixin:
         if max_props is not None and n_req > max_props:
             self.reasons.add(b.ptr, "more required properties than maxProperties")
             return NOTHING
+        if n == 0 and has_extra:  # undeclared members only: count them with a repeat
+            if max_props == 0:
+                return seq(literal("{"), self.ws, literal("}"))
+            hi = None if max_props is None else max_props - 1
+            body = seq(extra, rep(seq(self.sep, extra), 0, hi))
+            opts = [seq(literal("{"), self.ws, body, self.ws, literal("}"))]
+            if min_props == 0:
+                opts.append(seq(literal("{"), self.ws, literal("}")))
+            return alt(*opts)
         track_min = min_props > n_req
         track_max = max_props is not None and (has_extra or max_props < n)
         cap_m = min_props if track_min else 0
         use_h = track_min and has_extra
-        if n * ((max_props or 1) + 1) * (cap_m + 1) * 2 > MAX_LAYOUT_STATES:
+        if (n + 1) * ((max_props or 1) + 1) * (cap_m + 1) * 2 > MAX_LAYOUT_STATES:
             self.unsupported("maxProperties" if track_max else "minProperties", b.ptr, "too many counting states")
             track_max = False
             track_min, cap_m, use_h = False, 0, False
