@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from structgen.automaton.lazy_dfa import DEAD, LazyDFA
 from structgen.errors import GrammarError
-from structgen.grammar import ir
+from structgen.grammar import analysis, ir
 from structgen.grammar.analysis import RuleGraph
 
 RULES = ["r0", "r1", "r2", "r3"]
@@ -92,6 +92,14 @@ def test_rule_graph_matches_a_naive_fixpoint(bs):
     position = {r: i for i, comp in enumerate(graph.components) for r in comp}
     for i, targets in enumerate(graph.edges):
         assert all(position[t] <= position[i] for t in targets)
+    # the explicit-stack solver (used past _LAZY_DEPTH nested components) agrees
+    lazy_depth = analysis._LAZY_DEPTH
+    analysis._LAZY_DEPTH = 0
+    try:
+        stacked = RuleGraph(rules)
+        assert stacked.nullable == graph.nullable and stacked.productive == graph.productive
+    finally:
+        analysis._LAZY_DEPTH = lazy_depth
     # the rules one rule reaches, on their own, have the same values
     reach = graph.reachable("r1")
     kept = {n: rules[n] for n in RULES if n in reach}
@@ -169,3 +177,16 @@ def test_left_recursion_is_found_exactly(bs):
         assert "left recursion" in str(e)
         found = True
     assert found == _naive_left_recursive(rules)
+
+
+def test_long_rule_chains_do_not_recurse():
+    """Rule values are solved with an explicit stack: a chain of 30,000 rules
+    (deeper than the recursion limit) is fine."""
+    n = 30_000
+    rules = {f"r{i}": ir.seq(ir.literal("a"), ir.ref(f"r{i + 1}")) for i in range(n)}
+    rules[f"r{n}"] = ir.alt(ir.EPS, ir.ref("r0"))
+    rules["start"] = ir.ref("r0")
+    graph = RuleGraph(rules)
+    assert graph.is_productive(graph.index["start"])
+    assert not graph.is_nullable(graph.index["r0"])
+    assert graph.is_nullable(graph.index[f"r{n}"])

@@ -584,6 +584,13 @@ def test_large_max_properties_without_declared_properties():
     check({"type": "object", "maxProperties": 0}, [{}], [{"a": 1}])
 
 
+def test_long_counting_chains_compile():
+    """maxItems with contains is a chain of counting states, built from a work
+    list: 9,000 of them once raised RecursionError."""
+    s = {"type": "array", "maxItems": 9000, "contains": {"type": "integer"}, "maxContains": 1}
+    check(s, [[1], ["a", 1, "b"]], [[], ["a"], [1, 2]])
+
+
 def test_dependencies():
     s = {"dependentRequired": {"a": ["b"]}, "properties": {"a": {}, "b": {}}}
     check(s, [{}, {"b": 1}, {"a": 1, "b": 2}], [{"a": 1}])

@@ -34,15 +34,28 @@ class ContainersMixin:
     def rule_family(self, options):
         """``key -> ref`` to the rule ``alt(*options(*key))``, each rule made
         once, on first request: the counting and subset states of arrays and
-        objects, whose options request further states (cycles included)."""
+        objects, whose options request further states (cycles included).
+        Requested states are defined from a work list, not recursively: an
+        array with ``maxItems: 9000`` and ``contains`` is a chain of 9,000."""
         refs: dict = {}
+        pending: list = []
+        draining = False
 
         def get(*key) -> ir.Expr:
+            nonlocal draining
             r = refs.get(key)
             if r is None:
                 name = self.sink.reserve()
                 r = refs[key] = ref(name)
-                self.sink.define(name, alt(*options(*key)))
+                pending.append((name, key))
+                if not draining:
+                    draining = True
+                    try:
+                        while pending:
+                            name, k = pending.pop()
+                            self.sink.define(name, alt(*options(*k)))
+                    finally:
+                        draining = False
             return r
 
         return get

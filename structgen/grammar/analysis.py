@@ -125,6 +125,7 @@ class RuleGraph:
 # keeps its node alive, so the id stays its own. Emptied (with the byte set
 # numbering) only between walks, when it grows large.
 _SUMMARY_LIMIT = 1 << 18
+_LAZY_DEPTH = 200  # components solved recursively, on demand, before an explicit stack takes over
 _SUMMARY_LOCK = threading.Lock()
 _summaries: dict[int, tuple] = {}
 _byte_set_bit: dict[tuple, int] = {}
@@ -214,12 +215,14 @@ class _RuleFixpoint:
 
     A rule's value needs the values of the rules it references, so asking
     for one rule evaluates its strongly connected component after the
-    components it reads (a rule's value is final once read, and one memo by
+    components it reaches (a rule's value is final once read, and one memo by
     node identity serves the whole grammar). Only a recursive component is
     iterated to its fixpoint, its own results kept apart until final.
-    ``any``/``all`` stop early, so the frontend asking whether the start rule
-    is productive, and the automaton asking about the rules a generation
-    reaches, evaluate a fraction of the grammar."""
+    ``any``/``all`` stop early and other components are solved when first
+    read, so the frontend asking whether the start rule is productive, and
+    the automaton asking about the rules a generation reaches, evaluate a
+    fraction of the grammar; deep chains of rules switch to an explicit
+    stack."""
 
     def __init__(self, graph: "RuleGraph", nullable: bool) -> None:
         self.graph = graph
@@ -227,6 +230,7 @@ class _RuleFixpoint:
         self.value: list[bool | None] = [None] * len(graph.names)  # final values only
         self.memo: dict[int, bool] = {}
         self.component_of: list[int] | None = None
+        self.depth = 0  # nested lazy solves in progress
         self.lock = threading.RLock()  # automata built from one grammar share it
 
     def __call__(self, rule: int) -> bool:
@@ -234,20 +238,51 @@ class _RuleFixpoint:
         if v is None:
             with self.lock:
                 if self.value[rule] is None:
-                    self._solve(rule)
+                    self._lazy(rule)
                 v = self.value[rule]
         return v
 
-    def _solve(self, rule: int) -> None:
-        g = self.graph
+    def _lazy(self, rule: int) -> None:
+        """Solve ``rule``'s component, reading (and solving, recursively) only
+        the rules its evaluation gets to; past ``_LAZY_DEPTH`` nested
+        components, everything below is solved with an explicit stack."""
         if self.component_of is None:
-            self.component_of = [0] * len(g.names)
-            for c, members in enumerate(g.components):
+            self.component_of = [0] * len(self.graph.names)
+            for c, members in enumerate(self.graph.components):
                 for r in members:
                     self.component_of[r] = c
-        component = g.components[self.component_of[rule]]
-        if len(component) == 1 and rule not in g.edges[rule]:
-            self.value[rule] = self._ev(g.bodies[rule], self.memo, {})
+        if self.depth >= _LAZY_DEPTH:
+            self._solve(rule)
+            return
+        self.depth += 1
+        try:
+            self._solve_component(self.graph.components[self.component_of[rule]])
+        finally:
+            self.depth -= 1
+
+    def _solve(self, rule: int) -> None:
+        """Solve ``rule``'s component and, first, every unsolved component it
+        reaches, in post-order with an explicit stack: a chain of thousands of
+        rules (array counting states) must not recurse."""
+        g = self.graph
+        comp_of = self.component_of
+        root = comp_of[rule]
+        seen = {root}
+        stack = [(root, iter(_callees(g, g.components[root], comp_of)))]
+        while stack:
+            c, callees = stack[-1]
+            nxt = next(callees, None)
+            if nxt is None:
+                stack.pop()
+                self._solve_component(g.components[c])
+            elif nxt not in seen and self.value[g.components[nxt][0]] is None:
+                seen.add(nxt)
+                stack.append((nxt, iter(_callees(g, g.components[nxt], comp_of))))
+
+    def _solve_component(self, component: list[int]) -> None:
+        g = self.graph
+        if len(component) == 1 and component[0] not in g.edges[component[0]]:
+            self.value[component[0]] = self._ev(g.bodies[component[0]], self.memo, {})
             return
         approx = dict.fromkeys(component, False)
         changed = True
@@ -279,7 +314,12 @@ class _RuleFixpoint:
             if i is None:
                 return False
             got = approx.get(i)
-            return got if got is not None else self(i)
+            if got is None:
+                got = self.value[i]
+                if got is None:  # another component, not solved yet
+                    self._lazy(i)
+                    got = self.value[i]
+            return got
         known = _summaries.get(id(e))
         if known is not None and known[0] is e and not known[1]:  # no references: fixed already
             return known[4] if self.nullable else known[5]
@@ -293,3 +333,9 @@ class _RuleFixpoint:
             r = False
         local[id(e)] = r
         return r
+
+
+def _callees(g: RuleGraph, component: list[int], comp_of: list[int]) -> list[int]:
+    """The other components that rules of ``component`` reference."""
+    own = comp_of[component[0]]
+    return sorted({comp_of[t] for r in component for t in g.edges[r]} - {own})
