@@ -300,14 +300,28 @@ class ContainersMixin:
             self.reasons.add(b.ptr, "more required properties than maxProperties")
             return NOTHING
         if n == 0 and has_extra:  # undeclared members only: count them with a repeat
-            if max_props == 0:
-                return seq(literal("{"), self.ws, literal("}"))
-            hi = None if max_props is None else max_props - 1
-            body = seq(extra, rep(seq(self.sep, extra), 0, hi))
-            opts = [seq(literal("{"), self.ws, body, self.ws, literal("}"))]
-            if min_props == 0:
-                opts.append(seq(literal("{"), self.ws, literal("}")))
-            return alt(*opts)
+            more = None if max_props is None else max_props - 1
+            body = NOTHING if max_props == 0 else seq(extra, rep(seq(self.sep, extra), 0, more))
+        else:
+            body = self.counted_members(b, members, extra, min_props, max_props, n_req)
+        open_, close = literal("{"), literal("}")
+        opts = []
+        if n_req == 0 and min_props == 0:
+            opts.append(seq(open_, self.ws, close))
+        if body != NOTHING:
+            opts.append(seq(open_, self.ws, body, self.ws, close))
+        if not opts:
+            self.reasons.add(b.ptr, "no object satisfies the property constraints")
+        return alt(*opts)
+
+    def counted_members(self, b: Branch, members: list, extra: ir.Expr, min_props: int,
+                        max_props: int | None, n_req: int) -> ir.Expr:
+        """Non-empty member lists in declaration order (optional members may
+        be left out, undeclared ones go anywhere), counting members where
+        min/maxProperties need it: one rule per (next declared member, count,
+        ...) state."""
+        n = len(members)
+        has_extra = extra != NOTHING
         track_min = min_props > n_req
         track_max = max_props is not None and (has_extra or max_props < n)
         cap_m = min_props if track_min else 0
@@ -360,14 +374,4 @@ class ContainersMixin:
             return opts
 
         E = self.rule_family(e_options) if has_extra else D
-
-        body = E(0, 0, 0, False)
-        open_, close = literal("{"), literal("}")
-        opts = []
-        if n_req == 0 and min_props == 0:
-            opts.append(seq(open_, self.ws, close))
-        if body != NOTHING:
-            opts.append(seq(open_, self.ws, body, self.ws, close))
-        if not opts:
-            self.reasons.add(b.ptr, "no object satisfies the property constraints")
-        return alt(*opts)
+        return E(0, 0, 0, False)
