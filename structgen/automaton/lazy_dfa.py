@@ -51,7 +51,6 @@ import numpy as np
 from structgen.errors import GrammarError, GrammarTooLargeError
 from structgen.grammar.analysis import RuleGraph
 from structgen.grammar.ir import Expr, Grammar
-from structgen.grammar.ir import nodes as ir_nodes
 
 # Node kinds.
 _NOTHING, _EPS, _BYTES, _SEQ, _ALT, _REP, _REF, _AND = range(8)
@@ -104,7 +103,7 @@ class LazyDFA:
 
         self._mk((_NOTHING,), False)  # node 0
         self._mk((_EPS,), True)  # node 1
-        self._load_rules(grammar)
+        self._load_rules(graph)
 
         # DFA states: state id <-> node id. State 0 is dead (node NOTHING).
         self._state_of_node: dict[int, int] = {}
@@ -233,18 +232,17 @@ class LazyDFA:
         memo[id(e)] = node
         return node
 
-    def _load_rules(self, grammar: Grammar) -> None:
-        """Take the grammar's rule graph and reject left recursion (it would
+    def _load_rules(self, graph: RuleGraph) -> None:
+        """Keep the grammar's rule graph and reject left recursion (it would
         make derivation loop forever). Rule bodies are interned later, when a
         derivative first reaches them, so a big schema pays only for the
         rules a generation visits; a reference is interned with the rule's
         nullability, or as ``NOTHING`` when the rule is unproductive, so no
         state is ever a dead end that is not ``DEAD``. The graph evaluates
         both only for the rules asked about."""
-        graph = self._graph = grammar.rule_graph()
-        bodies = graph.bodies
-        self._rules_with_and = _rules_reaching_and(bodies, graph.edges) if self._grammar_has_and else set()
-        self._rule_ir = bodies
+        self._graph = graph
+        self._rules_with_and = _rules_reaching_and(graph) if self._grammar_has_and else set()
+        self._rule_ir = graph.bodies
         self._ir_memo: dict[int, int] = {}  # by id(): the grammar keeps every IR node alive
         self._check_left_recursion(graph)
 
@@ -259,14 +257,13 @@ class LazyDFA:
         """A cycle of rules reached without consuming a byte is a cycle of the
         reference graph too, so only rules in its recursive components are
         examined (JSON grammars rarely have any besides free-form values)."""
-        nullable_memo: dict[int, bool] = {}
         leading_memo: dict[int, frozenset] = {}
         names = graph.names
         for component in graph.components:
             if len(component) == 1 and component[0] not in graph.edges[component[0]]:
                 continue
             members = set(component)
-            first = {i: sorted(members.intersection(self._leading_refs(graph.bodies[i], nullable_memo, leading_memo)))
+            first = {i: sorted(members.intersection(self._leading_refs(graph.bodies[i], leading_memo)))
                      for i in component}
             state = dict.fromkeys(component, 0)  # 0 new, 1 on stack, 2 done
             for root in component:
@@ -289,7 +286,7 @@ class LazyDFA:
                         path.append(nxt)
                         work.append(iter(first[nxt]))
 
-    def _leading_refs(self, e: Expr, nullable_memo: dict, memo: dict) -> frozenset:
+    def _leading_refs(self, e: Expr, memo: dict) -> frozenset:
         """Indices of the rules ``e`` can reach without consuming a byte."""
         kind = e[0]
         if kind == "bytes" or kind == "eps" or kind == "nothing":  # leaves: no call, no memo
@@ -304,35 +301,15 @@ class LazyDFA:
             for part in e[1]:
                 if part[0] == "bytes":
                     break
-                acc |= self._leading_refs(part, nullable_memo, memo)
-                if not self._ir_nullable(part, nullable_memo):
+                acc |= self._leading_refs(part, memo)
+                if not self._graph.is_nullable.of(part):
                     break
             r = frozenset(acc)
         elif kind in ("alt", "and"):
-            found = [self._leading_refs(x, nullable_memo, memo) for x in e[1] if x[0] != "bytes"]
+            found = [self._leading_refs(x, memo) for x in e[1] if x[0] != "bytes"]
             r = frozenset().union(*found) if found else _NO_REFS
         else:  # rep
-            r = self._leading_refs(e[1], nullable_memo, memo)
-        memo[id(e)] = r
-        return r
-
-    def _ir_nullable(self, e: Expr, memo: dict) -> bool:
-        got = memo.get(id(e))
-        if got is not None:
-            return got
-        kind = e[0]
-        if kind == "eps":
-            r = True
-        elif kind in ("seq", "and"):
-            r = all(self._ir_nullable(x, memo) for x in e[1])
-        elif kind == "alt":
-            r = any(self._ir_nullable(x, memo) for x in e[1])
-        elif kind == "rep":
-            r = e[2] == 0 or self._ir_nullable(e[1], memo)
-        elif kind == "ref":
-            r = self._graph.is_nullable(self._rule_index[e[1]])
-        else:
-            r = False
+            r = self._leading_refs(e[1], memo)
         memo[id(e)] = r
         return r
 
@@ -691,12 +668,12 @@ def _byte_classes(byte_sets) -> tuple[list[int], list[list[int]]]:
     return of_byte, members
 
 
-def _rules_reaching_and(bodies: list[Expr], edges: list[list[int]]) -> set[int]:
+def _rules_reaching_and(graph: RuleGraph) -> set[int]:
     """Rules whose expansion contains an intersection, directly or through
     the rules they reference."""
-    direct = {i for i, b in enumerate(bodies) if any(x[0] == "and" for x in ir_nodes(b))}
-    callers: list[list[int]] = [[] for _ in bodies]
-    for i, targets in enumerate(edges):
+    direct = {i for i, has in enumerate(graph.contains_and) if has}
+    callers: list[list[int]] = [[] for _ in graph.bodies]
+    for i, targets in enumerate(graph.edges):
         for t in targets:
             callers[t].append(i)
     out, stack = set(direct), list(direct)

@@ -30,10 +30,11 @@ class RuleGraph:
 
     ``names``/``bodies`` follow the rules' order; ``index`` maps a name to its
     position; ``edges[i]`` lists the rules rule ``i`` references;
-    ``components`` are the strongly connected components, callees first;
+    ``components`` are the strongly connected components, callees first
+    (``component_of[i]``: rule ``i``'s);
     ``byte_sets`` are the distinct byte range tuples of all rules (for the
-    automaton's byte classes) and ``has_and`` says whether any intersection
-    occurs.
+    automaton's byte classes); ``contains_and[i]`` says whether rule ``i``'s
+    body holds an intersection, ``has_and`` whether any does.
     """
 
     def __init__(self, rules: dict[str, Expr]) -> None:
@@ -51,13 +52,15 @@ class RuleGraph:
                 bits |= t[2]
             self.byte_sets = _byte_sets_of(bits)
         refs = [t[1] for t in tops]
-        self.has_and = any(t[3] for t in tops)
+        self.contains_and = [t[3] for t in tops]
+        self.has_and = any(self.contains_and)
         for name, names in zip(self.names, refs):
             undefined = sorted(n for n in names if n not in self.index)
             if undefined:
                 raise GrammarError(f"rule {name!r} refers to undefined rule {undefined[0]!r}")
         self.edges = [sorted(self.index[n] for n in names) for names in refs]
         self.components = strongly_connected_components(self.edges)
+        self.component_of = _component_of(self.components, len(self.names))
         self.is_nullable = _RuleFixpoint(self, nullable=True)
         self.is_productive = _RuleFixpoint(self, nullable=False)
 
@@ -94,8 +97,10 @@ class RuleGraph:
             raise ValueError("subset() keeps rule bodies unchanged")
         new.edges = [[new.index[self.names[t]] for t in self.edges[o]] for o in old]
         new.components = [[new.index[self.names[r]] for r in c] for c in self.components if self.names[c[0]] in new.index]
+        new.component_of = _component_of(new.components, len(new.names))
         new.byte_sets = self.byte_sets  # a superset: finer byte classes only
-        new.has_and = self.has_and
+        new.contains_and = [self.contains_and[o] for o in old]
+        new.has_and = any(new.contains_and)
         new.is_nullable = _RuleFixpoint(new, nullable=True)
         new.is_productive = _RuleFixpoint(new, nullable=False)
         for mine, theirs in ((new.is_nullable, self.is_nullable), (new.is_productive, self.is_productive)):
@@ -192,8 +197,7 @@ def _summary(e: Expr) -> tuple:
     elif kind == "alt":
         nullable, productive = any(nullables), any(productives)
     elif kind == "rep":
-        nullable = productive = e[2] == 0
-        nullable, productive = nullable or nullables[0], productive or productives[0]
+        nullable, productive = e[2] == 0 or nullables[0], e[2] == 0 or productives[0]
     else:  # seq, and (an intersection's productivity is decided per state by the automaton)
         nullable, productive = all(nullables), all(productives)
     got = _summaries[id(e)] = (e, refs, bits, has_and, nullable, productive)
@@ -229,7 +233,6 @@ class _RuleFixpoint:
         self.nullable = nullable
         self.value: list[bool | None] = [None] * len(graph.names)  # final values only
         self.memo: dict[int, bool] = {}
-        self.component_of: list[int] | None = None
         self.depth = 0  # nested lazy solves in progress
         self.lock = threading.RLock()  # automata built from one grammar share it
 
@@ -242,21 +245,22 @@ class _RuleFixpoint:
                 v = self.value[rule]
         return v
 
+    def of(self, e: Expr) -> bool:
+        """The value of an expression over these rules (e.g. a part of a rule
+        body), with the rules it reads solved as needed."""
+        with self.lock:
+            return self._ev(e, self.memo, {})
+
     def _lazy(self, rule: int) -> None:
         """Solve ``rule``'s component, reading (and solving, recursively) only
         the rules its evaluation gets to; past ``_LAZY_DEPTH`` nested
         components, everything below is solved with an explicit stack."""
-        if self.component_of is None:
-            self.component_of = [0] * len(self.graph.names)
-            for c, members in enumerate(self.graph.components):
-                for r in members:
-                    self.component_of[r] = c
         if self.depth >= _LAZY_DEPTH:
             self._solve(rule)
             return
         self.depth += 1
         try:
-            self._solve_component(self.graph.components[self.component_of[rule]])
+            self._solve_component(self.graph.components[self.graph.component_of[rule]])
         finally:
             self.depth -= 1
 
@@ -265,7 +269,7 @@ class _RuleFixpoint:
         reaches, in post-order with an explicit stack: a chain of thousands of
         rules (array counting states) must not recurse."""
         g = self.graph
-        comp_of = self.component_of
+        comp_of = g.component_of
         root = comp_of[rule]
         seen = {root}
         stack = [(root, iter(_callees(g, g.components[root], comp_of)))]
@@ -339,3 +343,12 @@ def _callees(g: RuleGraph, component: list[int], comp_of: list[int]) -> list[int
     """The other components that rules of ``component`` reference."""
     own = comp_of[component[0]]
     return sorted({comp_of[t] for r in component for t in g.edges[r]} - {own})
+
+
+def _component_of(components: list[list[int]], n: int) -> list[int]:
+    """Per rule, the index of its strongly connected component."""
+    out = [0] * n
+    for c, members in enumerate(components):
+        for r in members:
+            out[r] = c
+    return out
