@@ -35,30 +35,31 @@ def test_emptied_table_still_builds_equal_expressions():
     assert ir.Grammar.from_expr(a).size() == ir.Grammar.from_expr(b).size()
 
 
+def _naive_value(e, value: dict, nullable: bool) -> bool:
+    """Nullability (or productivity) of ``e``, given the rules' ``value``."""
+    k = e[0]
+    if k == "bytes":
+        return not nullable
+    if k == "eps":
+        return True
+    if k == "nothing":
+        return False
+    if k in ("seq", "and"):
+        return all(_naive_value(x, value, nullable) for x in e[1])
+    if k == "alt":
+        return any(_naive_value(x, value, nullable) for x in e[1])
+    if k == "rep":
+        return e[2] == 0 or _naive_value(e[1], value, nullable)
+    return value[e[1]]
+
+
 def _naive(rules: dict, nullable: bool) -> dict:
     value = {name: False for name in rules}
-
-    def ev(e):
-        k = e[0]
-        if k == "bytes":
-            return not nullable
-        if k == "eps":
-            return True
-        if k == "nothing":
-            return False
-        if k in ("seq", "and"):
-            return all(ev(x) for x in e[1])
-        if k == "alt":
-            return any(ev(x) for x in e[1])
-        if k == "rep":
-            return e[2] == 0 or ev(e[1])
-        return value[e[1]]
-
     changed = True
     while changed:
         changed = False
         for name, body in rules.items():
-            if not value[name] and ev(body):
+            if not value[name] and _naive_value(body, value, nullable):
                 value[name] = changed = True
     return value
 
@@ -121,20 +122,6 @@ def test_automaton_rebuilds_a_graph_that_no_longer_describes_the_rules():
 def _naive_left_recursive(rules: dict) -> bool:
     nullable = _naive(rules, nullable=True)
 
-    def null(e):
-        k = e[0]
-        if k == "eps":
-            return True
-        if k in ("bytes", "nothing"):
-            return False
-        if k in ("seq", "and"):
-            return all(null(x) for x in e[1])
-        if k == "alt":
-            return any(null(x) for x in e[1])
-        if k == "rep":
-            return e[2] == 0 or null(e[1])
-        return nullable[e[1]]
-
     def leading(e):
         k = e[0]
         if k == "ref":
@@ -143,7 +130,7 @@ def _naive_left_recursive(rules: dict) -> bool:
             out = set()
             for x in e[1]:
                 out |= leading(x)
-                if not null(x):
+                if not _naive_value(x, nullable, nullable=True):
                     break
             return out
         if k in ("alt", "and"):
