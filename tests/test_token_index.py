@@ -118,19 +118,31 @@ def test_bounded_string_masks_near_the_bound():
 
 
 def test_token_arrays_trie_is_consistent():
+    """The preorder trie against the tokens it was built from: the nodes whose
+    subtree holds a token are exactly its prefixes, one per depth, spelling
+    it; the deepest ends it; and each such node's facts (bytes and longest
+    token below, whole UTF-8) cover the token."""
     vocab = Vocabulary.from_tokenizer(tokenizers.llama3())
     a = TokenArrays.of(vocab)
     assert TokenArrays.of(vocab) is a
+    nodes = np.arange(a.num_nodes)
+    first, after = a.node_lo[:-1], a.node_lo[a.node_end]
+    assert (a.node_end > nodes).all() and (first < after).all()
     rng = np.random.default_rng(0)
     for pos in rng.choice(len(a.ids), 300, replace=False):
         data = vocab.token_bytes[a.ids[pos]]
-        node = 0  # walk down from the root, byte by byte, inside this token's range
-        for byte in data:
-            children = np.arange(a.child_start[node], a.child_start[node + 1])
-            hit = children[(a.node_byte[children] == byte) & (a.node_lo[children] <= pos) & (pos < a.node_hi[children])]
-            assert len(hit) == 1
-            node = int(hit[0])
-        assert a.node_term[node] == pos
+        path = np.flatnonzero((first <= pos) & (pos < after))
+        assert a.node_depth[path].tolist() == list(range(1, len(data) + 1))
+        assert bytes(a.node_byte[path]) == data
+        assert a.node_term[path[-1]] == pos
+        assert (a.node_term[path[:-1]] != pos).all()
+        bits = np.unpackbits(a.subtree_bytes[path].view(np.uint8), axis=1, bitorder="little").astype(bool)
+        assert bits[:, list(data)].all()
+        assert (a.subtree_maxlen[path] >= len(data)).all()
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            assert not a.subtree_utf8[path].any()
 
 
 KEY_SCHEMA = {
@@ -151,10 +163,10 @@ KEY_DOCS = [
 
 @pytest.mark.parametrize("tokenizer_name", ["llama3", "mistral_sp"])
 def test_key_and_value_starts_match_brute_force(tokenizer_name):
-    """Object key starts and non-looping string starts (minLength) take the
-    route that settles first-level trie nodes with another state's breaker
-    plan; declared names, UTF-8 lead bytes and free keys must all come out
-    exactly as the brute force walk says."""
+    """Object key starts and non-looping string starts (minLength): the walk
+    enters string contents one byte in, where the loop shortcut takes over
+    from a state other than the mask's; declared names, UTF-8 lead bytes and
+    free keys must all come out exactly as the brute force walk says."""
     tokenizer = tokenizers.ALL[tokenizer_name]()
     grammar = compile_json_schema(KEY_SCHEMA, tokenizer, whitespace="flexible")
     for doc in KEY_DOCS:

@@ -78,7 +78,7 @@ class LazyDFA:
         self._rule_index = graph.index
         self._grammar_has_and = graph.has_and
         self._byte_class_list, members = _byte_classes(graph.byte_sets)
-        self._byte_class = np.array(self._byte_class_list, dtype=np.int32)
+        self.byte_class = np.array(self._byte_class_list, dtype=np.int32)
         self.num_classes = len(members)
         self._class_bytes = [np.array(m, dtype=np.intp) for m in members]
         self._class_first_byte = np.array([b[0] for b in self._class_bytes], dtype=np.int64)
@@ -97,8 +97,10 @@ class LazyDFA:
         self._seq_memo: dict[tuple[int, int], int] = {}
         self._first_of: list[int | None] = []
         self._leading_of: dict[int, frozenset] = {}
-        self._local_of: dict[int, list[int]] = {}
         self._local_targets: dict[tuple[int, int], int] = {}
+        self._all_classes = (1 << self.num_classes) - 1
+        self._class_mask_bytes = (self.num_classes + 7) // 8
+        self._bytes_of_classes: dict[int, np.ndarray] = {}  # class mask -> bool per byte
         self._clamp_memo: dict[int, dict[int, int]] = {}
 
         self._mk((_NOTHING,), False)  # node 0
@@ -449,17 +451,22 @@ class LazyDFA:
         return int(nxt)
 
     def _derive(self, state: int, c: int) -> int:
-        """The state reached from ``state`` on class ``c`` (table not written).
-        Classes that ``state`` treats alike (see :meth:`_local_classes`) share
-        one derivative."""
+        """The state reached from ``state`` on class ``c`` (table not written)."""
         node = self._node_of_state[state]
-        groups = self._local_of.get(node)
-        key = (state, (groups or self._local_classes(node))[c])
+        return self._derive_alike(state, node, self._alike(node, c))
+
+    def _derive_alike(self, state: int, node: int, alike: int) -> int:
+        """The state reached from ``state`` on any of the classes ``alike``
+        (:meth:`_alike`), derived once for the lowest of them."""
+        if not alike:
+            return DEAD
+        rep = (alike & -alike).bit_length() - 1
+        key = (state, rep)
         nxt = self._local_targets.get(key)
         if nxt is not None:
             return nxt
         try:
-            d = self._deriv(node, c)
+            d = self._deriv(node, rep)
         except RecursionError:
             raise GrammarTooLargeError(
                 "the expression nesting got too deep to derive; the document nests too deeply "
@@ -468,33 +475,20 @@ class LazyDFA:
         nxt = self._local_targets[key] = self._state_for(self._live_or_nothing(d))
         return nxt
 
-    def _local_classes(self, n: int) -> list[int]:
-        """Per byte class, a group id: classes that every leading byte set of
-        ``n`` (:meth:`_leading_sets`) treats alike have the same derivative,
-        because a derivative reads the class only there. Byte classes are
-        global: a schema's 40 key names make most letters a class of their
-        own, yet a state inside one free-form key tells only a few apart."""
-        groups = self._local_of.get(n)
-        if groups is None:
-            parts = [self._first(n)]  # refined by each leading set, as class masks
-            for m in self._leading_sets(n):
-                refined = []
-                for g in parts:
-                    inside = g & m
-                    if inside and inside != g:
-                        refined.append(inside)
-                        refined.append(g & ~m)
-                    else:
-                        refined.append(g)
-                parts = refined
-            groups = [len(parts)] * self.num_classes  # classes outside the first set: NOTHING
-            for i, g in enumerate(parts):
-                while g:
-                    low = g & -g
-                    groups[low.bit_length() - 1] = i
-                    g ^= low
-            self._local_of[n] = groups
-        return groups
+    def _alike(self, n: int, c: int) -> int:
+        """The classes whose derivative of ``n`` equals the one by ``c``, as
+        a class mask: those in the first set that every leading byte set of
+        ``n`` (:meth:`_leading_sets`) treats like ``c``, because a derivative
+        reads the class only there; 0 when ``c`` is not in the first set
+        (the derivative is ``NOTHING``). Byte classes are global: a schema's
+        40 key names make most letters a class of their own, yet a state
+        inside one free-form key tells only a few apart."""
+        alike = self._first(n)
+        if not (alike >> c) & 1:
+            return 0
+        for m in self._leading_sets(n):
+            alike &= m if (m >> c) & 1 else ~m
+        return alike
 
     def _leading_sets(self, n: int) -> frozenset:
         """The class masks of the byte sets that can match the first byte of
@@ -589,10 +583,34 @@ class LazyDFA:
     def fill(self, state: int, byte: int) -> int:
         """Compute the transition of ``state`` on ``byte``'s whole class."""
         with self._lock:
-            c = self._byte_class_list[byte]
-            nxt = self._derive(state, c)
-            self.table[state, self._class_bytes[c]] = nxt
-            return nxt
+            return self._fill_class(state, self._byte_class_list[byte])
+
+    def fill_classes(self, keys) -> None:
+        """Compute the transitions ``state * num_classes + class`` listed in
+        ``keys`` that are still unknown (what a token walk asked for)."""
+        nc = self.num_classes
+        first = self._class_first_byte
+        with self._lock:
+            for key in keys:
+                state, c = divmod(key, nc)
+                if self.table[state, first[c]] == UNKNOWN:
+                    self._fill_class(state, c)
+
+    def _fill_class(self, state: int, c: int) -> int:
+        """Derive ``state`` by class ``c`` and write the target for every byte
+        of the classes the state treats alike (:meth:`_alike`); the bytes
+        outside the first set are filled as ``DEAD`` in one go."""
+        node = self._node_of_state[state]
+        alike = self._alike(node, c)
+        nxt = self._derive_alike(state, node, alike)
+        if not alike:
+            alike = self._all_classes & ~self._first(node)
+        byts = self._bytes_of_classes.get(alike)
+        if byts is None:
+            classes = np.unpackbits(np.frombuffer(alike.to_bytes(self._class_mask_bytes, "little"), np.uint8), bitorder="little")
+            byts = self._bytes_of_classes[alike] = classes.view(bool)[self.byte_class]
+        self.table[state, byts] = nxt  # the table may have grown in _derive_alike
+        return nxt
 
     def complete_row(self, state: int) -> np.ndarray:
         """The full transition row of ``state`` (every byte class computed)."""
@@ -604,7 +622,7 @@ class LazyDFA:
                 for c, nxt in enumerate(per_class):
                     if nxt == UNKNOWN:
                         per_class[c] = self._derive(state, c) if (first >> c) & 1 else DEAD
-                self.table[state] = np.asarray(per_class, dtype=np.int32)[self._byte_class]
+                self.table[state] = np.asarray(per_class, dtype=np.int32)[self.byte_class]
                 self._complete_rows.add(state)
         return self.table[state]
 
@@ -620,22 +638,6 @@ class LazyDFA:
             if state == DEAD:
                 return DEAD
         return state
-
-    def fill_pairs(self, states: np.ndarray, byts: np.ndarray) -> None:
-        """Fill every unknown ``(state, byte)`` transition among the pairs, one
-        derivative per distinct (state, byte class)."""
-        nc = self.num_classes
-        keys = np.unique(states.astype(np.int64) * nc + self._byte_class[byts])
-        with self._lock:
-            key_states, key_classes = np.divmod(keys, nc)
-            unknown = self.table[key_states, self._class_first_byte[key_classes]] == UNKNOWN
-            rows = key_states[unknown].tolist()
-            classes = key_classes[unknown].tolist()
-            targets = [self._derive(s, c) for s, c in zip(rows, classes)]
-            if rows:
-                sizes = self._class_sizes[classes]
-                cols = np.concatenate([self._class_bytes[c] for c in classes])
-                self.table[np.repeat(rows, sizes), cols] = np.repeat(targets, sizes)
 
     def forced_bytes(self, state: int, limit: int = 256) -> bytes:
         """The bytes every continuation of ``state`` must start with."""
