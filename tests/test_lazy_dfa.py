@@ -124,6 +124,43 @@ def test_recursion_is_unbounded():
     assert not dfa.is_accepting(run(dfa, b"[" * 300 + b"x" + b"]" * 299))
 
 
+def test_deeply_nested_documents_and_expressions():
+    # a document's nesting is a longer continuation, not deeper recursion
+    g = ir.Grammar({"start": ir.ref("v"), "v": ir.alt(ir.literal("x"), ir.seq(ir.literal("["), ir.ref("v"), ir.literal("]")))})
+    dfa = LazyDFA(g)
+    assert dfa.is_accepting(run(dfa, b"[" * 20000 + b"x" + b"]" * 20000))
+    # an IR expression nested deeper than a recursive loader could go (two Python frames per IR node)
+    nested = ir.literal("z")
+    for _ in range(300):
+        nested = ir.alt(ir.literal("y"), ir.seq(ir.literal("a"), nested))
+    dfa = LazyDFA(ir.Grammar.from_expr(nested))
+    assert dfa.is_accepting(run(dfa, b"a" * 299 + b"y"))
+    assert run(dfa, b"a" * 301 + b"y") == DEAD
+    # one whose derivation would recurse past the compiled depth: a clear error
+    nested = ir.literal("z")
+    for _ in range(5000):
+        nested = ir.seq(ir.rep(ir.literal("a"), 0, 1), nested)
+    dfa = LazyDFA(ir.Grammar.from_expr(nested))
+    with pytest.raises(GrammarTooLargeError, match="levels deep"):
+        run(dfa, b"az")
+
+
+def test_subexpressions_shared_by_rules_interned_at_different_times():
+    # "word" is one IR object in two rules; "second" is interned only when a
+    # derivative reaches it, and must reuse the nodes made for "first"
+    word = ir.seq(ir.literal("ab"), ir.rep(ir.literal("c"), 0, None))
+    g = ir.Grammar({
+        "start": ir.alt(ir.seq(ir.literal("1"), ir.ref("first")), ir.seq(ir.literal("2"), ir.ref("second"))),
+        "first": ir.seq(word, ir.literal(".")),
+        "second": ir.seq(ir.literal("-"), word, ir.literal("+"), word),
+    })  # fmt: skip
+    dfa = LazyDFA(g)
+    for doc in (b"1abcc.", b"2-ab+abc", b"2-abc+ab"):
+        assert dfa.is_accepting(run(dfa, doc)), doc
+    for doc in (b"1ab", b"2-ab.", b"2-ab+a", b"1abc+ab"):
+        assert not dfa.is_accepting(run(dfa, doc)), doc
+
+
 def test_left_recursion_is_rejected_with_the_cycle():
     g = ir.Grammar({"start": ir.ref("e"), "e": ir.alt(ir.seq(ir.ref("e"), ir.literal("+")), ir.literal("1"))})
     with pytest.raises(GrammarError, match="left recursion.*e -> e"):

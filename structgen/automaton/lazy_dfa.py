@@ -38,32 +38,39 @@ because a reference to an unproductive rule is interned as ``NOTHING``.
 *Caps.* ``max_states`` and ``max_nodes`` bound the construction; hitting one
 raises :class:`~structgen.errors.GrammarTooLargeError` instead of exhausting
 memory.
+
+*Compiled.* Nodes, derivatives and the table live in flat arrays handled by
+compiled code (:mod:`structgen.automaton.derivatives`), so a token walk
+derives the transitions it meets without coming back to Python; this class
+loads the grammar, interns rule bodies when a derivative first reaches them,
+grows the arrays and turns compiled failures into exceptions.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
-from collections import deque
 
 import numpy as np
 
+from structgen.automaton import derivatives as core
 from structgen.errors import GrammarError, GrammarTooLargeError
 from structgen.grammar.analysis import RuleGraph
 from structgen.grammar.ir import Expr, Grammar
 
-# Node kinds.
-_NOTHING, _EPS, _BYTES, _SEQ, _ALT, _REP, _REF, _AND = range(8)
-# Nodes one search for a way through an intersection may visit before giving up.
-_MAX_SEARCH = 50_000
+DEAD = core.DEAD
+UNKNOWN = core.UNKNOWN
 
-DEAD = 0
-UNKNOWN = -1
+# IR kinds as compiled node kinds; "seq", "alt" and "and" are n-ary there.
+_IR_KIND = {"nothing": core.NOTHING, "eps": core.EPS, "bytes": core.BYTES, "seq": core.SEQ, "alt": core.ALT,
+            "rep": core.REP, "ref": core.REF, "and": core.AND}  # fmt: skip
+_EXISTING = -1  # an op standing for a node interned before
 
-# Derivatives recurse along the nesting of the expression, which follows the
-# nesting of the document being generated; allow deep documents.
-if sys.getrecursionlimit() < 20000:
-    sys.setrecursionlimit(20000)
+_FATAL = {
+    core.TOO_DEEP: f"an automaton expression nests more than {core.MAX_DEPTH} levels deep, too deep to derive; "
+    "simplify the grammar (or lower its nesting bound)",
+    core.SEARCH_LIMIT: f"checking that an intersection (e.g. pattern and maxLength) can still be completed "
+    f"took more than {core.MAX_SEARCH} automaton nodes; simplify the constraints",
+}
 
 
 class LazyDFA:
@@ -75,185 +82,140 @@ class LazyDFA:
         self.max_nodes = max_nodes
         self._lock = threading.RLock()
         graph = grammar.rule_graph()
+        self._graph = graph
         self._rule_index = graph.index
-        self._grammar_has_and = graph.has_and
         self._byte_class_list, members = _byte_classes(graph.byte_sets)
-        self.byte_class = np.array(self._byte_class_list, dtype=np.int32)
+        self.byte_class = np.array(self._byte_class_list, dtype=np.int64)
         self.num_classes = len(members)
-        self._class_bytes = [np.array(m, dtype=np.intp) for m in members]
-        self._class_first_byte = np.array([b[0] for b in self._class_bytes], dtype=np.int64)
-        self._class_sizes = np.array([len(b) for b in self._class_bytes], dtype=np.int64)
-        self._class_masks: dict[tuple, int] = {}
+        self._class_words: dict[tuple, np.ndarray] = {}
+        self._rules_with_and = _rules_reaching_and(graph) if graph.has_and else set()
+        self._ir_node: dict[int, int] = {}  # id(IR node) -> node; the grammar keeps the IR alive
+        self._check_left_recursion(graph)
+        self.store = core.new_store(len(graph.bodies), self.byte_class, [m[0] for m in members], max_states, max_nodes)
+        self._keep_arrays()
+        start = self._rule_index[grammar.start]
+        self._intern_rule(start)
+        self.start = self.call_until_done(core.start_state, self._rule_body[start])
 
-        # Node store: parallel lists indexed by node id.
-        self._kind: list[int] = []
-        self._args: list[tuple] = []
-        self._nullable: list[bool] = []
-        self._has_and: list[bool] = []  # contains an intersection (maybe via a rule)
-        self._live: dict[int, bool] = {}  # productivity of nodes with intersections
-        self._intern: dict[tuple, int] = {}
-        self._rule_body: list[int | None] = [None] * len(self._rule_index)
-        self._deriv_memo: dict[int, int] = {}
-        self._seq_memo: dict[tuple[int, int], int] = {}
-        self._first_of: list[int | None] = []
-        self._leading_of: dict[int, frozenset] = {}
-        self._local_targets: dict[tuple[int, int], int] = {}
-        self._all_classes = (1 << self.num_classes) - 1
-        self._class_mask_bytes = (self.num_classes + 7) // 8
-        self._bytes_of_classes: dict[int, np.ndarray] = {}  # class mask -> bool per byte
-        self._clamp_memo: dict[int, dict[int, int]] = {}
+    def _keep_arrays(self) -> None:
+        """The store's arrays Python reads, again after each growth."""
+        view = core.python_view(self.store)
+        self._meta, self._rule_body, self._table, self._complete, self._nullable, self._node_of_state = view
 
-        self._mk((_NOTHING,), False)  # node 0
-        self._mk((_EPS,), True)  # node 1
-        self._load_rules(graph)
+    # ------------------------------------------------------------ compiled calls
+    def call(self, fn, *args):
+        """``fn(store, *args)`` once, under the lock. If it failed on
+        something fixable (a rule body to intern, an array out of room), that
+        is fixed before returning; other failures raise
+        :class:`GrammarTooLargeError`. Returns ``(result, failed)``."""
+        with self._lock:
+            meta = self._meta
+            meta[core.M_STATUS] = core.OK
+            result = fn(self.store, *args)
+            status = int(meta[core.M_STATUS])
+            if status != core.OK:
+                self._fix(status)
+            return result, status != core.OK
 
-        # DFA states: state id <-> node id. State 0 is dead (node NOTHING).
-        self._state_of_node: dict[int, int] = {}
-        self._node_of_state: list[int] = []
-        self.table = np.full((1024, 256), UNKNOWN, dtype=np.int32)
-        self._complete_rows: set[int] = set()
-        self._state_for(0)
-        self.table[DEAD, :] = DEAD
-        self._complete_rows.add(DEAD)
-        self.start = self._state_for(self._live_or_nothing(self._body(self._rule_index[grammar.start])))
+    def call_until_done(self, fn, *args):
+        """``fn(store, *args)``, called again after each fixed failure (for
+        functions whose partial work is kept, so that a retry goes on)."""
+        while True:
+            result, failed = self.call(fn, *args)
+            if not failed:
+                return result
 
-    # ------------------------------------------------------------------ nodes
-    def _mk(self, key: tuple, nullable: bool, has_and: bool = False) -> int:
-        node = self._intern.get(key)
-        if node is None:
-            node = len(self._kind)
-            if node >= self.max_nodes:
-                raise GrammarTooLargeError(
-                    f"the automaton grew past {self.max_nodes} expression nodes; "
-                    "simplify the grammar or raise max_nodes"
-                )
-            self._kind.append(key[0])
-            self._args.append(key[1:])
-            self._nullable.append(nullable)
-            self._has_and.append(has_and)
-            self._intern[key] = node
-        return node
+    def _fix(self, status: int) -> None:
+        if status == core.NEED_RULE:
+            self._intern_rule(int(self._meta[core.M_ARG]))
+        elif status == core.FULL:
+            if not core.grow(self.store):
+                raise RuntimeError("structgen bug: the automaton store is full but has nothing to grow")
+            self._keep_arrays()
+        elif status == core.TOO_MANY_STATES:
+            raise GrammarTooLargeError(
+                f"the automaton grew past {self.max_states} states; simplify the grammar or raise max_states"
+            )
+        elif status == core.TOO_MANY_NODES:
+            raise GrammarTooLargeError(
+                f"the automaton grew past {self.max_nodes} expression nodes; simplify the grammar or raise max_nodes"
+            )
+        else:
+            raise GrammarTooLargeError(_FATAL[status])
 
-    def _seq(self, a: int, b: int) -> int:
-        if a == 0 or b == 0:
-            return 0
-        if a == 1:
-            return b
-        if b == 1:
-            return a
-        if self._kind[a] == _SEQ:  # re-associate to the right, remembered: chains recur in every derivative
-            key = (a, b)
-            r = self._seq_memo.get(key)
-            if r is None:
-                head, tail = self._args[a]
-                r = self._seq_memo[key] = self._seq(head, self._seq(tail, b))
-            return r
-        return self._mk((_SEQ, a, b), self._nullable[a] and self._nullable[b], self._has_and[a] or self._has_and[b])
+    # ------------------------------------------------------------------- IR
+    def _intern_rule(self, rule: int) -> None:
+        """Intern the body of ``rule``, when a derivative first reaches it,
+        so that a big schema pays only for the rules a generation visits."""
+        ops = _Ops()
+        root = self._flatten(self._graph.bodies[rule], ops)
+        kinds, a, lo, hi, words, kids, kid_start = ops.arrays()
+        out = np.empty(len(kinds), dtype=np.int64)
+        self.call_until_done(core.intern_ops, kinds, a, lo, hi, words, kids, kid_start, out)
+        nodes = out.tolist()
+        for ir_id, op in zip(ops.ir_ids, ops.ir_ops):
+            self._ir_node[ir_id] = nodes[op]
+        self._rule_body[rule] = out[root]
 
-    def _alt(self, options) -> int:
-        flat: set[int] = set()
-        for o in options:
-            if o == 0:
+    def _flatten(self, root: Expr, ops: "_Ops") -> int:
+        """Append the ops of ``root`` to ``ops``, operands first (with an
+        explicit stack: IR nests deeper than Python's recursion limit); the
+        op index of ``root``."""
+        local: dict[int, int] = {}  # id(IR node) -> op
+        stack: list[tuple[Expr, bool]] = [(root, False)]
+        while stack:
+            e, operands_done = stack.pop()
+            key = id(e)
+            if key in local:
                 continue
-            if self._kind[o] == _ALT:
-                flat.update(self._args[o][0])
-            else:
-                flat.add(o)
-        if not flat:
-            return 0
-        if len(flat) == 1:
-            return next(iter(flat))
-        key = tuple(sorted(flat))
-        return self._mk((_ALT, key), any(self._nullable[o] for o in key), any(self._has_and[o] for o in key))
+            if not operands_done:
+                node = self._ir_node.get(key)
+                if node is not None:
+                    local[key] = ops.add(_EXISTING, a=node)
+                    continue
+                if e[0] in ("seq", "alt", "and", "rep"):
+                    stack.append((e, True))
+                    stack.extend((x, False) for x in reversed(e[1] if e[0] != "rep" else (e[1],)))
+                    continue
+            op = local[key] = self._op(e, ops, local)
+            ops.ir_ids.append(key)
+            ops.ir_ops.append(op)
+        return local[id(root)]
 
-    def _and(self, parts) -> int:
-        flat: set[int] = set()
-        for p in parts:
-            if p == 0:
-                return 0
-            if self._kind[p] == _AND:
-                flat.update(self._args[p][0])
-            else:
-                flat.add(p)
-        if len(flat) == 1:
-            return next(iter(flat))
-        key = tuple(sorted(flat))
-        return self._mk((_AND, key), all(self._nullable[p] for p in key), True)
+    def _op(self, e: Expr, ops: "_Ops", local: dict[int, int]) -> int:
+        """The op of ``e``, whose operands are in ``local`` already. A
+        reference is interned with the rule's nullability, or as ``NOTHING``
+        when the rule is unproductive, so no state is ever a dead end that is
+        not ``DEAD``."""
+        kind = e[0]
+        if kind == "bytes":
+            return ops.add(core.BYTES, words=self._words(e[1]))
+        if kind in ("seq", "alt", "and"):
+            return ops.add(_IR_KIND[kind], kids=[local[id(x)] for x in e[1]])
+        if kind == "rep":
+            return ops.add(core.REP, a=local[id(e[1])], lo=e[2], hi=-1 if e[3] is None else e[3])
+        if kind == "ref":
+            idx = self._rule_index.get(e[1])
+            if idx is None:
+                raise GrammarError(f"reference to undefined rule {e[1]!r}")
+            if not self._graph.is_productive(idx):
+                return ops.add(core.NOTHING)
+            return ops.add(core.REF, a=idx, lo=int(self._graph.is_nullable(idx)), hi=int(idx in self._rules_with_and))
+        if kind in ("eps", "nothing"):
+            return ops.add(_IR_KIND[kind])
+        raise GrammarError(f"unknown IR node kind {kind!r}")
 
-    def _rep(self, e: int, lo: int, hi: int | None) -> int:
-        if hi == 0 or e == 1:
-            return 1
-        if e == 0:
-            return 1 if lo == 0 else 0
-        if lo == 1 and hi == 1:
-            return e
-        return self._mk((_REP, e, lo, hi), lo == 0 or self._nullable[e], self._has_and[e])
-
-    def _bytes(self, ranges) -> int:
-        mask = self._class_masks.get(ranges)
-        if mask is None:
+    def _words(self, ranges) -> np.ndarray:
+        """The byte classes of a byte set, as four 64-bit words."""
+        words = self._class_words.get(ranges)
+        if words is None:
             classes = self._byte_class_list
             mask = 0
             for lo, hi in ranges:
                 for c in set(classes[lo : hi + 1]):
                     mask |= 1 << c
-            self._class_masks[ranges] = mask
-        return self._mk((_BYTES, mask), False) if mask else 0
-
-    def _from_ir(self, e: Expr, memo: dict[int, int]) -> int:
-        node = memo.get(id(e))
-        if node is not None:
-            return node
-        kind = e[0]
-        if kind == "bytes":
-            node = self._bytes(e[1])
-        elif kind == "seq":
-            node = 1
-            for part in reversed(e[1]):
-                node = self._seq(self._from_ir(part, memo), node)
-        elif kind == "alt":
-            node = self._alt([self._from_ir(x, memo) for x in e[1]])
-        elif kind == "and":
-            node = self._and([self._from_ir(x, memo) for x in e[1]])
-        elif kind == "rep":
-            node = self._rep(self._from_ir(e[1], memo), e[2], e[3])
-        elif kind == "ref":
-            idx = self._rule_index.get(e[1])
-            if idx is None:
-                raise GrammarError(f"reference to undefined rule {e[1]!r}")
-            if not self._graph.is_productive(idx):
-                node = 0
-            else:
-                node = self._mk((_REF, idx), self._graph.is_nullable(idx), idx in self._rules_with_and)
-        elif kind == "eps":
-            node = 1
-        elif kind == "nothing":
-            node = 0
-        else:
-            raise GrammarError(f"unknown IR node kind {kind!r}")
-        memo[id(e)] = node
-        return node
-
-    def _load_rules(self, graph: RuleGraph) -> None:
-        """Keep the grammar's rule graph and reject left recursion (it would
-        make derivation loop forever). Rule bodies are interned later, when a
-        derivative first reaches them, so a big schema pays only for the
-        rules a generation visits; a reference is interned with the rule's
-        nullability, or as ``NOTHING`` when the rule is unproductive, so no
-        state is ever a dead end that is not ``DEAD``. The graph evaluates
-        both only for the rules asked about."""
-        self._graph = graph
-        self._rules_with_and = _rules_reaching_and(graph) if self._grammar_has_and else set()
-        self._rule_ir = graph.bodies
-        self._ir_memo: dict[int, int] = {}  # by id(): the grammar keeps every IR node alive
-        self._check_left_recursion(graph)
-
-    def _body(self, rule: int) -> int:
-        """The interned body of ``rule``, interned on first use."""
-        node = self._rule_body[rule]
-        if node is None:
-            node = self._rule_body[rule] = self._from_ir(self._rule_ir[rule], self._ir_memo)
-        return node
+            words = self._class_words[ranges] = np.frombuffer(mask.to_bytes(32, "little"), dtype=np.uint64)
+        return words
 
     def _check_left_recursion(self, graph: RuleGraph) -> None:
         """A cycle of rules reached without consuming a byte is a cycle of the
@@ -315,74 +277,51 @@ class LazyDFA:
         memo[id(e)] = r
         return r
 
-    # ------------------------------------------------------------ derivatives
-    def _first(self, n: int) -> int:
-        """Bit mask of the byte classes that can start a string of ``n``: the
-        derivative by any other class is ``NOTHING`` without computing it.
-        Follows rule references; only leading positions are visited, which
-        cannot cycle because left recursion is rejected."""
-        f = self._first_of[n] if n < len(self._first_of) else None
-        if f is not None:
-            return f
-        k = self._kind[n]
-        if k == _BYTES:
-            f = self._args[n][0]
-        elif k == _SEQ:
-            head, tail = self._args[n]
-            f = self._first(head)
-            if self._nullable[head]:
-                f |= self._first(tail)
-        elif k == _ALT:
-            f = 0
-            for x in self._args[n][0]:
-                f |= self._first(x)
-        elif k == _AND:
-            f = -1
-            for x in self._args[n][0]:
-                f &= self._first(x)
-        elif k == _REP:
-            f = self._first(self._args[n][0])
-        elif k == _REF:
-            f = self._first(self._body(self._args[n][0]))
-        else:
-            f = 0
-        if n >= len(self._first_of):
-            self._first_of.extend([None] * (len(self._kind) - len(self._first_of)))
-        self._first_of[n] = f
-        return f
+    # ----------------------------------------------------------------- states
+    @property
+    def table(self) -> np.ndarray:
+        """``states x 256`` transitions (``UNKNOWN`` until derived). The array
+        is replaced when it grows: read it again after a call."""
+        return self._table
 
-    def _deriv(self, n: int, c: int) -> int:
-        key = n * self.num_classes + c
-        r = self._deriv_memo.get(key)
-        if r is not None:
-            return r
-        if not (self._first(n) >> c) & 1:
-            return 0
-        k = self._kind[n]
-        if k == _BYTES:
-            r = 1
-        elif k == _SEQ:
-            head, tail = self._args[n]
-            r = self._seq(self._deriv(head, c), tail)
-            if self._nullable[head]:
-                r = self._alt((r, self._deriv(tail, c)))
-        elif k == _ALT:
-            bit = 1 << c
-            first = self._first
-            r = self._alt([self._deriv(x, c) for x in self._args[n][0] if first(x) & bit])
-        elif k == _REP:
-            e, lo, hi = self._args[n]
-            r = self._seq(self._deriv(e, c), self._rep(e, max(lo - 1, 0), None if hi is None else hi - 1))
-        elif k == _AND:
-            r = self._and([self._deriv(x, c) for x in self._args[n][0]])
-        elif k == _REF:
-            r = self._deriv(self._body(self._args[n][0]), c)
-        else:
-            r = 0
-        self._deriv_memo[key] = r
-        return r
+    @property
+    def num_states(self) -> int:
+        return int(self._meta[core.M_STATES])
 
-    # ------------------------------------------------------ mask equivalence
+    def is_accepting(self, state: int) -> bool:
+        return bool(self._nullable[self._node_of_state[state]])
+
+    def step(self, state: int, byte: int) -> int:
+        """The state after one byte (filling the table if needed)."""
+        nxt = self._table[state, byte]
+        if nxt == UNKNOWN:
+            nxt = self.fill(state, byte)
+        return int(nxt)
+
+    def fill(self, state: int, byte: int) -> int:
+        """Compute the transition of ``state`` on ``byte`` (and on every byte
+        the state treats alike)."""
+        return int(self.call_until_done(core.fill_class, state, self._byte_class_list[byte]))
+
+    def complete_row(self, state: int) -> np.ndarray:
+        """The full transition row of ``state`` (every byte class computed)."""
+        if not self._complete[state]:
+            self.call_until_done(core.complete_row, state)
+        return self._table[state]
+
+    def walk(self, state: int, data: bytes) -> int:
+        """The state after reading ``data`` (``DEAD`` if it cannot continue)."""
+        table = self._table
+        for b in data:
+            nxt = table[state, b]
+            if nxt == UNKNOWN:
+                nxt = self.fill(state, b)
+                table = self._table
+            state = int(nxt)
+            if state == DEAD:
+                return DEAD
+        return state
+
     def mask_equivalent(self, state: int, horizon: int) -> int:
         """A state with the same token mask as ``state``, with repeat counters
         clamped to ``horizon`` (the longest token, in bytes, plus one).
@@ -394,250 +333,7 @@ class LazyDFA:
         lets ``[a-z]{1,2000}`` or ``maxLength: 1000`` share one cached mask for
         all but the last ``horizon`` positions instead of one per position.
         """
-        memo = self._clamp_memo.setdefault(horizon, {})
-        with self._lock:
-            node = self._clamp(self._node_of_state[state], horizon, memo)
-            return self._state_for(node)
-
-    def _clamp(self, n: int, horizon: int, memo: dict[int, int]) -> int:
-        r = memo.get(n)
-        if r is not None:
-            return r
-        k = self._kind[n]
-        if k == _SEQ:
-            head, tail = self._args[n]
-            r = self._seq(self._clamp(head, horizon, memo), self._clamp(tail, horizon, memo))
-        elif k == _ALT:
-            r = self._alt([self._clamp(x, horizon, memo) for x in self._args[n][0]])
-        elif k == _REP:
-            e, lo, hi = self._args[n]
-            lo = 0 if self._nullable[e] else min(lo, horizon)
-            hi = None if hi is None or hi > horizon else hi
-            r = self._rep(e, lo, hi)
-        else:
-            r = n
-        memo[n] = r
-        return r
-
-    # ----------------------------------------------------------------- states
-    def _state_for(self, node: int) -> int:
-        s = self._state_of_node.get(node)
-        if s is None:
-            s = len(self._node_of_state)
-            if s >= self.max_states:
-                raise GrammarTooLargeError(
-                    f"the automaton grew past {self.max_states} states; simplify the grammar or raise max_states"
-                )
-            self._state_of_node[node] = s
-            self._node_of_state.append(node)
-            if s >= self.table.shape[0]:
-                grown = np.full((self.table.shape[0] * 2, 256), UNKNOWN, dtype=np.int32)
-                grown[: self.table.shape[0]] = self.table
-                self.table = grown
-        return s
-
-    @property
-    def num_states(self) -> int:
-        return len(self._node_of_state)
-
-    def is_accepting(self, state: int) -> bool:
-        return self._nullable[self._node_of_state[state]]
-
-    def step(self, state: int, byte: int) -> int:
-        """The state after one byte (filling the table if needed)."""
-        nxt = self.table[state, byte]
-        if nxt == UNKNOWN:
-            nxt = self.fill(state, byte)
-        return int(nxt)
-
-    def _derive(self, state: int, c: int) -> int:
-        """The state reached from ``state`` on class ``c`` (table not written)."""
-        node = self._node_of_state[state]
-        return self._derive_alike(state, node, self._alike(node, c))
-
-    def _derive_alike(self, state: int, node: int, alike: int) -> int:
-        """The state reached from ``state`` on any of the classes ``alike``
-        (:meth:`_alike`), derived once for the lowest of them."""
-        if not alike:
-            return DEAD
-        rep = (alike & -alike).bit_length() - 1
-        key = (state, rep)
-        nxt = self._local_targets.get(key)
-        if nxt is not None:
-            return nxt
-        try:
-            d = self._deriv(node, rep)
-        except RecursionError:
-            raise GrammarTooLargeError(
-                "the expression nesting got too deep to derive; the document nests too deeply "
-                "for this grammar (lower the nesting bound)"
-            ) from None
-        nxt = self._local_targets[key] = self._state_for(self._live_or_nothing(d))
-        return nxt
-
-    def _alike(self, n: int, c: int) -> int:
-        """The classes whose derivative of ``n`` equals the one by ``c``, as
-        a class mask: those in the first set that every leading byte set of
-        ``n`` (:meth:`_leading_sets`) treats like ``c``, because a derivative
-        reads the class only there; 0 when ``c`` is not in the first set
-        (the derivative is ``NOTHING``). Byte classes are global: a schema's
-        40 key names make most letters a class of their own, yet a state
-        inside one free-form key tells only a few apart."""
-        alike = self._first(n)
-        if not (alike >> c) & 1:
-            return 0
-        for m in self._leading_sets(n):
-            alike &= m if (m >> c) & 1 else ~m
-        return alike
-
-    def _leading_sets(self, n: int) -> frozenset:
-        """The class masks of the byte sets that can match the first byte of
-        a string of ``n`` (their union is :meth:`_first`)."""
-        got = self._leading_of.get(n)
-        if got is not None:
-            return got
-        k = self._kind[n]
-        if k == _BYTES:
-            r = frozenset(self._args[n])
-        elif k == _SEQ:
-            head, tail = self._args[n]
-            r = self._leading_sets(head)
-            if self._nullable[head]:
-                r = r | self._leading_sets(tail)
-        elif k == _ALT or k == _AND:
-            r = frozenset().union(*(self._leading_sets(x) for x in self._args[n][0]))
-        elif k == _REP:
-            r = self._leading_sets(self._args[n][0])
-        elif k == _REF:
-            r = self._leading_sets(self._body(self._args[n][0]))
-        else:
-            r = frozenset()
-        self._leading_of[n] = r
-        return r
-
-    def _live_or_nothing(self, node: int) -> int:
-        """``node``, or ``NOTHING`` when an intersection in it leaves no way
-        to reach acceptance (see the construction notes)."""
-        if not self._has_and[node] or self._productive(node):
-            return node
-        return 0
-
-    def _productive(self, node: int) -> bool:
-        """Can ``node`` still reach acceptance? Decided structurally; only
-        an intersection needs a search (:meth:`_and_productive`)."""
-        live = self._live.get(node)
-        if live is None:
-            live = self._live[node] = self._prod(node, frozenset())
-        return live
-
-    def _prod(self, n: int, expanding: frozenset) -> bool:
-        """Productivity with the rules in ``expanding`` assumed unproductive
-        (a rule only counts through a way out of its own recursion). Only
-        results that do not depend on that assumption are memoized as false."""
-        if not self._has_and[n]:
-            return n != 0
-        live = self._live.get(n)
-        if live is not None:
-            return live
-        k = self._kind[n]
-        if k == _SEQ:
-            live = all(self._prod(x, expanding) for x in self._args[n])
-        elif k == _ALT:
-            live = any(self._prod(x, expanding) for x in self._args[n][0])
-        elif k == _REP:
-            live = self._args[n][1] == 0 or self._prod(self._args[n][0], expanding)
-        elif k == _REF:
-            rule = self._args[n][0]
-            live = rule not in expanding and self._prod(self._body(rule), expanding | {rule})
-        else:
-            live = self._and_productive(n)
-        if live or not expanding:
-            self._live[n] = live
-        return live
-
-    def _and_productive(self, root: int) -> bool:
-        """Breadth-first search over the derivatives of an intersection for
-        an accepting node, or one that is productive by the structural rule
-        (typically the string's product is finished and only the rest of the
-        document is left)."""
-        seen = {root}
-        queue = deque([root])
-        while queue:
-            n = queue.popleft()
-            if self._nullable[n] or (self._kind[n] != _AND and self._productive(n)):
-                return True
-            first = self._first(n)
-            for c in range(self.num_classes):
-                if (first >> c) & 1:
-                    d = self._deriv(n, c)
-                    if d and d not in seen:
-                        seen.add(d)
-                        queue.append(d)
-            if len(seen) > _MAX_SEARCH:
-                raise GrammarTooLargeError(
-                    f"checking that an intersection (e.g. pattern and maxLength) can still be completed "
-                    f"took more than {_MAX_SEARCH} automaton nodes; simplify the constraints"
-                )
-        return False
-
-    def fill(self, state: int, byte: int) -> int:
-        """Compute the transition of ``state`` on ``byte``'s whole class."""
-        with self._lock:
-            return self._fill_class(state, self._byte_class_list[byte])
-
-    def fill_classes(self, keys) -> None:
-        """Compute the transitions ``state * num_classes + class`` listed in
-        ``keys`` that are still unknown (what a token walk asked for)."""
-        nc = self.num_classes
-        first = self._class_first_byte
-        with self._lock:
-            for key in keys:
-                state, c = divmod(key, nc)
-                if self.table[state, first[c]] == UNKNOWN:
-                    self._fill_class(state, c)
-
-    def _fill_class(self, state: int, c: int) -> int:
-        """Derive ``state`` by class ``c`` and write the target for every byte
-        of the classes the state treats alike (:meth:`_alike`); the bytes
-        outside the first set are filled as ``DEAD`` in one go."""
-        node = self._node_of_state[state]
-        alike = self._alike(node, c)
-        nxt = self._derive_alike(state, node, alike)
-        if not alike:
-            alike = self._all_classes & ~self._first(node)
-        byts = self._bytes_of_classes.get(alike)
-        if byts is None:
-            classes = np.unpackbits(np.frombuffer(alike.to_bytes(self._class_mask_bytes, "little"), np.uint8), bitorder="little")
-            byts = self._bytes_of_classes[alike] = classes.view(bool)[self.byte_class]
-        self.table[state, byts] = nxt  # the table may have grown in _derive_alike
-        return nxt
-
-    def complete_row(self, state: int) -> np.ndarray:
-        """The full transition row of ``state`` (every byte class computed)."""
-        if state not in self._complete_rows:
-            with self._lock:
-                row = self.table[state]
-                per_class = row[self._class_first_byte].tolist()
-                first = self._first(self._node_of_state[state])
-                for c, nxt in enumerate(per_class):
-                    if nxt == UNKNOWN:
-                        per_class[c] = self._derive(state, c) if (first >> c) & 1 else DEAD
-                self.table[state] = np.asarray(per_class, dtype=np.int32)[self.byte_class]
-                self._complete_rows.add(state)
-        return self.table[state]
-
-    def walk(self, state: int, data: bytes) -> int:
-        """The state after reading ``data`` (``DEAD`` if it cannot continue)."""
-        table = self.table
-        for b in data:
-            nxt = table[state, b]
-            if nxt == UNKNOWN:
-                nxt = self.fill(state, b)
-                table = self.table
-            state = int(nxt)
-            if state == DEAD:
-                return DEAD
-        return state
+        return int(self.call_until_done(core.mask_equivalent, state, horizon))
 
     def forced_bytes(self, state: int, limit: int = 256) -> bytes:
         """The bytes every continuation of ``state`` must start with."""
@@ -651,6 +347,43 @@ class LazyDFA:
             out.append(b)
             state = int(row[b])
         return bytes(out)
+
+
+class _Ops:
+    """A flattened IR expression for :func:`~structgen.automaton.derivatives.intern_ops`."""
+
+    def __init__(self) -> None:
+        self.kinds: list[int] = []
+        self.a: list[int] = []
+        self.lo: list[int] = []
+        self.hi: list[int] = []
+        self.words: list[np.ndarray | None] = []
+        self.kids: list[list[int]] = []
+        self.ir_ids: list[int] = []  # the IR nodes flattened (not EXISTING ops), and their ops
+        self.ir_ops: list[int] = []
+
+    def add(self, kind: int, *, a: int = 0, lo: int = 0, hi: int = 0, words=None, kids=()) -> int:
+        self.kinds.append(kind)
+        self.a.append(a)
+        self.lo.append(lo)
+        self.hi.append(hi)
+        self.words.append(words)
+        self.kids.append(kids)
+        return len(self.kinds) - 1
+
+    def arrays(self):
+        n = len(self.kinds)
+        words = np.zeros((n, 4), dtype=np.uint64)
+        for i, w in enumerate(self.words):
+            if w is not None:
+                words[i] = w
+        counts = [len(k) for k in self.kids]
+        kid_start = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=kid_start[1:])
+        kids = np.fromiter((x for k in self.kids for x in k), dtype=np.int64, count=int(kid_start[-1]))
+        return (np.asarray(self.kinds, dtype=np.int64), np.asarray(self.a, dtype=np.int64),
+                np.asarray(self.lo, dtype=np.int64), np.asarray(self.hi, dtype=np.int64),
+                words, kids, kid_start)  # fmt: skip
 
 
 def _byte_classes(byte_sets) -> tuple[list[int], list[list[int]]]:

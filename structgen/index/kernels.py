@@ -8,14 +8,12 @@ nanoseconds, provided memory is read in order. So the trie is stored in
 the contiguous range ``[node, node_end[node])``, a walk is a forward scan that
 jumps over pruned subtrees, and the only stack is the state at each depth.
 
-The walk never derives anything: derivatives live in Python
-(:class:`~structgen.automaton.lazy_dfa.LazyDFA`). Where the walk meets a
-transition that is not in the table yet, or wants to know which bytes loop on
-a state, it sets the node aside and writes a *request*; the caller serves the
-requests and calls again with the set-aside nodes (see
-:meth:`structgen.index.token_index.TokenIndex._walk`). A mask therefore takes
-as many calls as the longest chain of new transitions along one token, and
-each call resumes exactly where the last one stopped.
+Transitions missing from the lazily built table are derived on the spot by
+the compiled DFA core (:mod:`structgen.automaton.derivatives`), so a cold
+mask is one call. When a derivative cannot go on without Python (a rule body
+to intern, an array to grow) the walk sets aside what it has not settled and
+returns; the caller fixes the cause and calls again with the set-aside
+subtrees (see :meth:`structgen.index.token_index.TokenIndex._walk`).
 
 Compiled functions are cached on disk (``cache=True``), so only the first
 import on a machine pays the compilation (a few seconds).
@@ -26,11 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-UNKNOWN = -1
-DEAD = 0
-# Open-addressing set for de-duplicating requests within one call.
-_SEEN_SLOTS = 1 << 13
-_SEEN_LIMIT = _SEEN_SLOTS // 2
+from structgen.automaton.derivatives import DEAD, UNKNOWN, ensure_loops, fill_class
 
 
 @njit(cache=True)
@@ -101,37 +95,34 @@ def subtree_facts(parent, term, lengths, token_sets):
 
 @njit(cache=True, nogil=True)
 def walk_trie(
-    table, loop_out, loop_kind,
+    st, utf8_lo, utf8_hi, utf8_len,
     node_byte, node_depth, node_end, node_lo, node_term, subtree_bytes, subtree_utf8, subtree_maxlen,
-    byte_class, num_classes, root, small, min_len,
+    root, small, min_len,
     work_node, work_parent, n_work, depth_state,
     allowed, rejected, counts,
-    deferred_node, deferred_parent, requests, seen,
+    deferred_node, deferred_parent,
 ):
     """Walk the subtrees of the work list (``work_node[i]``, entered from
-    state ``work_parent[i]``).
+    state ``work_parent[i]``) through the DFA of store ``st``, deriving
+    missing transitions on the way.
 
     Every token position ends up in exactly one range of ``allowed`` or
     ``rejected`` (``[lo, hi)`` rows; ``counts`` holds the number of rows and
-    of positions of each, accumulated over calls), or below a node that is
-    set aside in ``deferred_*``. ``requests`` receives what the caller must
-    compute before the set-aside nodes can go on: ``state * num_classes +
-    class`` for a missing transition, ``-(state + 1)`` for the loop bytes of
-    a state. Returns ``(set aside, requests)``.
+    of positions of each, accumulated over calls). If a derivative fails
+    (see :mod:`structgen.automaton.derivatives`) the walk stops and sets
+    aside, in ``deferred_*``, every subtree it has not settled; it returns
+    how many, for a call after the failure is fixed.
 
     A node's subtree is allowed at once when its state loops on every byte
-    used below it (``loop_out`` holds the bytes that do *not* loop, as four
-    64-bit words; ``loop_kind`` 1: as listed, 2: high bytes loop as whole
-    UTF-8 characters, so the subtree must be whole characters too). Loop
-    bytes are asked for only where they are likely to pay: the state just
-    looped (or came back to ``root``) and more than ``small`` tokens lie
-    below. With ``min_len`` > 0 only tokens at least that long matter and
-    subtrees without one are skipped (their positions appear nowhere).
+    used below it (the store's ``loop_out``/``loop_kind``, computed on first
+    use with the UTF-8 sequences ``utf8_*``). Loop bytes are computed only
+    where they are likely to pay: the state just looped (or came back to
+    ``root``) and more than ``small`` tokens lie below. With ``min_len`` > 0
+    only tokens at least that long matter and subtrees without one are
+    skipped (their positions appear nowhere).
     """
-    seen[:] = -1
-    n_seen = 0
+    table = st.table
     n_deferred = 0
-    n_requests = 0
     for w in range(n_work):
         c = work_node[w]
         stop = node_end[c]
@@ -144,10 +135,11 @@ def walk_trie(
             ps = depth_state[node_depth[c] - 1]
             b = node_byte[c]
             t = table[ps, b]
-            key = -1
             if t == UNKNOWN:
-                key = ps * num_classes + byte_class[b]
-            elif t == DEAD:
+                t = fill_class(st, ps, st.byte_class[b])
+                if t < 0:
+                    return _set_aside(c, stop, w, node_end, node_depth, depth_state, work_node, work_parent, n_work, deferred_node, deferred_parent)
+            if t == DEAD:
                 r = counts[1]
                 rejected[r, 0] = node_lo[c]
                 rejected[r, 1] = node_lo[skip]
@@ -155,45 +147,25 @@ def walk_trie(
                 counts[3] += node_lo[skip] - node_lo[c]
                 c = skip
                 continue
-            else:
-                kind = loop_kind[t]
-                if kind == 0:
-                    if (t == ps or t == root) and node_lo[skip] - node_lo[c] > small:
-                        key = -(t + 1)
-                elif kind == 1 or subtree_utf8[c]:
-                    whole = True
-                    for i in range(4):
-                        if subtree_bytes[c, i] & loop_out[t, i]:
-                            whole = False
-                            break
-                    if whole:
-                        r = counts[0]
-                        allowed[r, 0] = node_lo[c]
-                        allowed[r, 1] = node_lo[skip]
-                        counts[0] = r + 1
-                        counts[2] += node_lo[skip] - node_lo[c]
-                        c = skip
-                        continue
-            if key != -1:
-                deferred_node[n_deferred] = c
-                deferred_parent[n_deferred] = ps
-                n_deferred += 1
-                fresh = True
-                if n_seen < _SEEN_LIMIT:
-                    slot = (key * 0x9E3779B1) & (_SEEN_SLOTS - 1)
-                    while seen[slot] != -1:
-                        if seen[slot] == key:
-                            fresh = False
-                            break
-                        slot = (slot + 1) & (_SEEN_SLOTS - 1)
-                    if fresh:
-                        seen[slot] = key
-                        n_seen += 1
-                if fresh:
-                    requests[n_requests] = key
-                    n_requests += 1
-                c = skip
-                continue
+            kind = st.loop_kind[t]
+            if kind == 0 and (t == ps or t == root) and node_lo[skip] - node_lo[c] > small:
+                if not ensure_loops(st, t, utf8_lo, utf8_hi, utf8_len):
+                    return _set_aside(c, stop, w, node_end, node_depth, depth_state, work_node, work_parent, n_work, deferred_node, deferred_parent)
+                kind = st.loop_kind[t]
+            if kind != 0 and (kind == 1 or subtree_utf8[c]):
+                whole = True
+                for i in range(4):
+                    if subtree_bytes[c, i] & st.loop_out[t, i]:
+                        whole = False
+                        break
+                if whole:
+                    r = counts[0]
+                    allowed[r, 0] = node_lo[c]
+                    allowed[r, 1] = node_lo[skip]
+                    counts[0] = r + 1
+                    counts[2] += node_lo[skip] - node_lo[c]
+                    c = skip
+                    continue
             term = node_term[c]
             if term >= 0:
                 r = counts[0]
@@ -203,7 +175,25 @@ def walk_trie(
                 counts[2] += 1
             depth_state[node_depth[c]] = t
             c += 1
-    return n_deferred, n_requests
+    return n_deferred
+
+
+@njit(cache=True, nogil=True)
+def _set_aside(c, stop, w, node_end, node_depth, depth_state, work_node, work_parent, n_work, deferred_node, deferred_parent):
+    """After a failure at node ``c`` of work item ``w``: the subtrees left
+    are ``c``, then each next one at or above its depth up to ``stop``
+    (jumping over subtrees in preorder), then the remaining work items."""
+    n = 0
+    while c < stop:
+        deferred_node[n] = c
+        deferred_parent[n] = depth_state[node_depth[c] - 1]
+        n += 1
+        c = node_end[c]
+    for v in range(w + 1, n_work):
+        deferred_node[n] = work_node[v]
+        deferred_parent[n] = work_parent[v]
+        n += 1
+    return n
 
 
 @njit(cache=True, nogil=True)

@@ -14,7 +14,7 @@ that trie through the DFA's transition table, in compiled code
   walked.
 
 Transitions missing from the lazily built table, and the loop bytes of a
-state, are computed in Python between calls of the walk.
+state, are derived during the walk by the DFA's compiled core.
 
 Each state's mask is cached as a packed bitmask (one bit per token id); a
 state seen before costs a dictionary lookup.
@@ -137,13 +137,11 @@ class _WalkBuffers:
     always enough."""
 
     def __init__(self, num_nodes: int, max_depth: int) -> None:
-        self.depth_state = np.empty(max_depth + 1, np.int32)
+        self.depth_state = np.empty(max_depth + 1, np.int64)
         self.work = (np.empty(num_nodes, np.int32), np.empty(num_nodes, np.int32))
         self.deferred = (np.empty(num_nodes, np.int32), np.empty(num_nodes, np.int32))
         self.allowed = np.empty((num_nodes, 2), np.int32)
         self.rejected = np.empty((num_nodes, 2), np.int32)
-        self.requests = np.empty(num_nodes, np.int64)
-        self.seen = np.empty(1 << 13, np.int64)
 
 
 def _is_utf8(b: bytes) -> bool:
@@ -162,10 +160,6 @@ class TokenIndex:
         self.vocab = vocab
         self.arrays = TokenArrays.of(vocab)
         self._masks: dict[int, np.ndarray] = {}
-        # Per state: the bytes that do not loop (4 words) and 0 (not computed
-        # yet), 1 (as listed) or 2 (high bytes loop as whole UTF-8 characters).
-        self._loop_out = np.zeros((0, 4), dtype=np.uint64)
-        self._loop_kind = np.zeros(0, dtype=np.int8)
         self._clamped_seen: dict[int, int] = {}  # see _tiered
         self._lock = threading.RLock()  # _tiered asks for the masks of clamped states
 
@@ -231,10 +225,10 @@ class TokenIndex:
         included); with ``min_len``, exact for the tokens of at least that
         many bytes and a subset of the truth for the others.
 
-        The compiled walk (:func:`~structgen.index.kernels.walk_trie`) stops
-        at transitions the table does not have yet and at states whose loop
-        bytes it wants; they are computed here and the walk resumes with the
-        nodes it set aside, until none are left."""
+        The compiled walk (:func:`~structgen.index.kernels.walk_trie`)
+        derives what it needs as it goes; if the DFA needs Python for that
+        (a rule body, more room) it sets aside the subtrees it has not
+        settled, the DFA fixes the cause, and the walk goes on with them."""
         a = self.arrays
         if state == DEAD:
             return np.zeros_like(a.regular_bits)
@@ -244,20 +238,16 @@ class TokenIndex:
         work_node[:n] = a.top_nodes
         work_parent[:n] = state
         counts = np.zeros(4, dtype=np.int64)
-        dfa = self.dfa
         while n:
-            table = dfa.table
-            self._grow_loops(table.shape[0])
-            n, n_requests = walk_trie(
-                table, self._loop_out, self._loop_kind,
+            n, _ = self.dfa.call(
+                walk_trie, _UTF8_LO, _UTF8_HI, _UTF8_LEN,
                 a.node_byte, a.node_depth, a.node_end, a.node_lo, a.node_term,
                 a.subtree_bytes, a.subtree_utf8, a.subtree_maxlen,
-                dfa.byte_class, dfa.num_classes, state, _SMALL_SUBTREE, min_len,
+                state, _SMALL_SUBTREE, min_len,
                 work_node, work_parent, n, buf.depth_state,
                 buf.allowed, buf.rejected, counts,
-                set_node, set_parent, buf.requests, buf.seen,
+                set_node, set_parent,
             )  # fmt: skip
-            self._serve(buf.requests[:n_requests].tolist())
             work_node, work_parent, set_node, set_parent = set_node, set_parent, work_node, work_parent
         n_allowed, n_rejected, allowed_total, rejected_total = counts.tolist()
         if min_len == 0 and rejected_total < allowed_total:
@@ -269,56 +259,6 @@ class TokenIndex:
             write_bits(buf.allowed, n_allowed, a.ids, a.lengths, min_len, bits, True)
         return bits
 
-    def _serve(self, requests: list[int]) -> None:
-        """Compute what a walk asked for: missing transitions (``state *
-        classes + class``) and the loop bytes of states (``-(state + 1)``)."""
-        pairs = [r for r in requests if r >= 0]
-        if pairs:
-            self.dfa.fill_classes(pairs)
-        for r in requests:
-            if r < 0:
-                self._set_loops(-r - 1)
-
-    def _grow_loops(self, rows: int) -> None:
-        have = len(self._loop_kind)
-        if have < rows:
-            size = max(rows, 2 * have)
-            out = np.zeros((size, 4), dtype=np.uint64)
-            kind = np.zeros(size, dtype=np.int8)
-            out[:have], kind[:have] = self._loop_out, self._loop_kind
-            self._loop_out, self._loop_kind = out, kind
-
-    def _set_loops(self, state: int) -> None:
-        """Record which bytes loop on ``state``. High bytes count as looping
-        when every well-formed multi-byte UTF-8 character leads from ``state``
-        back to ``state`` (then a subtree must be whole characters to be
-        allowed at once), so multilingual text inside strings stays cheap."""
-        loops = self.dfa.complete_row(state) == state
-        utf8_loops = not loops[0x80:].any() and self._utf8_loops(state)
-        if utf8_loops:
-            loops[0x80:] = True
-        self._grow_loops(state + 1)
-        self._loop_out[state] = ~np.packbits(loops, bitorder="little").view(np.uint64)
-        self._loop_kind[state] = 2 if utf8_loops else 1
-
-    def _utf8_loops(self, state: int) -> bool:
-        dfa = self.dfa
-        for byte_seq in _UTF8_MULTIBYTE:
-            frontier = {state}
-            for lo, hi in byte_seq:
-                nxt: set[int] = set()
-                for s in frontier:
-                    reached = dfa.complete_row(s)[lo : hi + 1]
-                    if (reached == DEAD).any():
-                        return False
-                    nxt.update(np.unique(reached).tolist())
-                frontier = nxt
-                if len(frontier) > 8:
-                    return False
-            if frontier != {state}:
-                return False
-        return True
-
     def _pack(self, state: int, bits: np.ndarray) -> np.ndarray:
         """The cached form of a mask: EOS added exactly in accepting states."""
         if self.dfa.is_accepting(state):
@@ -326,7 +266,21 @@ class TokenIndex:
         return bits
 
 
-_UTF8_MULTIBYTE = utf8.encode_ranges(utf8.remove_surrogates([(0x80, utf8.MAX_CODE_POINT)]))
+
+
+def _utf8_sequences():
+    """Every well-formed multi-byte UTF-8 character, as byte-range sequences
+    (``lo``/``hi`` per position, and the length), for the loop test."""
+    seqs = utf8.encode_ranges(utf8.remove_surrogates([(0x80, utf8.MAX_CODE_POINT)]))
+    lo = np.zeros((len(seqs), 4), dtype=np.int64)
+    hi = np.zeros((len(seqs), 4), dtype=np.int64)
+    for i, seq in enumerate(seqs):
+        for j, (a, b) in enumerate(seq):
+            lo[i, j], hi[i, j] = a, b
+    return lo, hi, np.array([len(seq) for seq in seqs], dtype=np.int64)
+
+
+_UTF8_LO, _UTF8_HI, _UTF8_LEN = _utf8_sequences()
 
 
 class TokenSpeller:
