@@ -54,7 +54,7 @@ import numpy as np
 
 from structgen.automaton import derivatives as core
 from structgen.errors import GrammarError, GrammarTooLargeError
-from structgen.grammar.analysis import RuleGraph
+from structgen.grammar.analysis import RuleGraph, deep_recursion
 from structgen.grammar.ir import Expr, Grammar
 
 DEAD = core.DEAD
@@ -90,7 +90,8 @@ class LazyDFA:
         self._class_words: dict[tuple, np.ndarray] = {}
         self._rules_with_and = _rules_reaching_and(graph) if graph.has_and else set()
         self._ir_node: dict[int, int] = {}  # id(IR node) -> node; the grammar keeps the IR alive
-        self._check_left_recursion(graph)
+        with deep_recursion():
+            self._check_left_recursion(graph)
         self.store = core.new_store(len(graph.bodies), self.byte_class, [m[0] for m in members], max_states, max_nodes)
         self._keep_arrays()
         start = self._rule_index[grammar.start]
@@ -148,7 +149,8 @@ class LazyDFA:
         """Intern the body of ``rule``, when a derivative first reaches it,
         so that a big schema pays only for the rules a generation visits."""
         ops = _Ops()
-        root = self._flatten(self._graph.bodies[rule], ops)
+        with deep_recursion():  # rule values are solved as references are met
+            root = self._flatten(self._graph.bodies[rule], ops)
         kinds, a, lo, hi, words, kids, kid_start = ops.arrays()
         out = np.empty(len(kinds), dtype=np.int64)
         self.call_until_done(core.intern_ops, kinds, a, lo, hi, words, kids, kid_start, out)

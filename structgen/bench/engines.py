@@ -131,10 +131,17 @@ class StructgenEngine(Engine):
     def __init__(self, tokenizer: Any, *, lenient: bool = False) -> None:
         super().__init__(tokenizer, lenient=lenient)
         from structgen.compile import as_vocabulary
+        from structgen.index.token_index import TokenArrays
+        from structgen.warmup import warm_up
 
         self.vocab = as_vocabulary(tokenizer)
         if self.eos not in set(self.vocab.eos_ids):
             self.vocab = self.vocab.with_eos_ids([self.eos])
+        # Per-process and per-vocabulary work belongs to setup (as a peer's
+        # tokenizer preparation does), not to the first schema's TTFM:
+        # loading the compiled kernels and the vocabulary's trie arrays.
+        warm_up()
+        TokenArrays.of(self.vocab)
 
     def compile(self, schema: Any) -> "Compiled":
         from structgen import compile_json_schema

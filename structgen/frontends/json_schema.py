@@ -105,7 +105,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import warnings
 from dataclasses import replace
 from functools import lru_cache
@@ -147,7 +146,7 @@ from structgen.frontends.json_layout import ANY_ORDER_MAX_PROPERTIES, Containers
 from structgen.frontends.json_metaschema import static_metaschema
 from structgen.frontends.json_strings import StringsMixin
 from structgen.grammar import ir
-from structgen.grammar.analysis import RuleGraph
+from structgen.grammar.analysis import RuleGraph, deep_recursion
 from structgen.grammar.ir import NOTHING, Grammar, alt, literal, ref, rep, seq
 
 __all__ = ["json_schema_to_grammar", "load_schema", "ANY_ORDER_MAX_PROPERTIES", "MAX_BRANCHES"]
@@ -235,13 +234,8 @@ def json_schema_to_grammar(schema, *, whitespace="flexible", lenient: bool = Fal
         raise ValueError("max_any_depth must be >= 0 or None")
     if unknown_formats not in ("error", "ignore"):
         raise ValueError("unknown_formats must be 'error' or 'ignore'")
-    old = sys.getrecursionlimit()
-    if old < 20000:
-        sys.setrecursionlimit(20000)
-    try:
+    with deep_recursion():
         return _Compiler(schema, ws, lenient, max_any_depth, nullable, unknown_formats).run()
-    finally:
-        sys.setrecursionlimit(old)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -14,7 +14,10 @@ someone asks about.
 
 from __future__ import annotations
 
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from structgen.errors import GrammarError
 from structgen.grammar.graph import strongly_connected_components
@@ -130,6 +133,34 @@ class RuleGraph:
 # keeps its node alive, so the id stays its own. Emptied (with the byte set
 # numbering) only between walks, when it grows large.
 _SUMMARY_LIMIT = 1 << 18
+_DEEP_LIMIT = 20000
+_deep_lock = threading.Lock()
+_deep_users = 0
+_limit_before = 0
+
+
+@contextmanager
+def deep_recursion() -> Iterator[None]:
+    """Python's recursion limit raised to 20,000 while the block runs. The
+    schema frontend and the rule analysis recurse along the nesting of a
+    schema (a rule's value is solved when the automaton first reaches it);
+    real schemas nest deeper than the default 1,000 frames allow. The old
+    limit comes back when the last thread inside leaves."""
+    global _deep_users, _limit_before
+    with _deep_lock:
+        if _deep_users == 0:
+            _limit_before = sys.getrecursionlimit()
+            sys.setrecursionlimit(max(_limit_before, _DEEP_LIMIT))
+        _deep_users += 1
+    try:
+        yield
+    finally:
+        with _deep_lock:
+            _deep_users -= 1
+            if _deep_users == 0:
+                sys.setrecursionlimit(_limit_before)
+
+
 _LAZY_DEPTH = 200  # components solved recursively, on demand, before an explicit stack takes over
 _SUMMARY_LOCK = threading.Lock()
 _summaries: dict[int, tuple] = {}
