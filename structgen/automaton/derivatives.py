@@ -426,27 +426,34 @@ def _sorted_unique(buf, count):
 
 
 @njit(cache=True)
-def make_alt(st, options, count):
-    """Alternation of ``options[:count]``: nested alternations flattened,
-    ``NOTHING`` dropped, operands sorted and distinct."""
+def _operands(st, kind, items, count):
+    """``items[:count]`` with nested ``kind`` nodes spliced in, ``NOTHING``
+    dropped, sorted and distinct: ``(buffer, count)``."""
     total = 0
     for j in range(count):
-        o = options[j]
-        total += st.b[o] if st.kind[o] == ALT else 1
+        o = items[j]
+        total += st.b[o] if st.kind[o] == kind else 1
     buf = np.empty(max(total, 1), np.int64)
     k = 0
     for j in range(count):
-        o = options[j]
+        o = items[j]
         if o == 0:
             continue
-        if st.kind[o] == ALT:
+        if st.kind[o] == kind:
             for i in range(st.a[o], st.a[o] + st.b[o]):
                 buf[k] = st.kids[i]
                 k += 1
         else:
             buf[k] = o
             k += 1
-    k = _sorted_unique(buf, k)
+    return buf, _sorted_unique(buf, k)
+
+
+@njit(cache=True)
+def make_alt(st, options, count):
+    """Alternation of ``options[:count]``: nested alternations flattened,
+    ``NOTHING`` dropped, operands sorted and distinct."""
+    buf, k = _operands(st, ALT, options, count)
     if k == 0:
         return 0
     if k == 1:
@@ -457,24 +464,10 @@ def make_alt(st, options, count):
 @njit(cache=True)
 def make_and(st, parts, count):
     """Intersection of ``parts[:count]`` (``NOTHING`` if any part is)."""
-    total = 0
     for j in range(count):
-        p = parts[j]
-        if p == 0:
+        if parts[j] == 0:
             return 0
-        total += st.b[p] if st.kind[p] == AND else 1
-    buf = np.empty(max(total, 1), np.int64)
-    k = 0
-    for j in range(count):
-        p = parts[j]
-        if st.kind[p] == AND:
-            for i in range(st.a[p], st.a[p] + st.b[p]):
-                buf[k] = st.kids[i]
-                k += 1
-        else:
-            buf[k] = p
-            k += 1
-    k = _sorted_unique(buf, k)
+    buf, k = _operands(st, AND, parts, count)
     if k == 1:
         return buf[0]
     return _mk_list(st, AND, buf, k)

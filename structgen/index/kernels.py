@@ -140,11 +140,7 @@ def walk_trie(
                 if t < 0:
                     return _set_aside(c, stop, w, node_end, node_depth, depth_state, work_node, work_parent, n_work, deferred_node, deferred_parent)
             if t == DEAD:
-                r = counts[1]
-                rejected[r, 0] = node_lo[c]
-                rejected[r, 1] = node_lo[skip]
-                counts[1] = r + 1
-                counts[3] += node_lo[skip] - node_lo[c]
+                _add_range(rejected, counts, 1, node_lo[c], node_lo[skip])
                 c = skip
                 continue
             kind = st.loop_kind[t]
@@ -159,23 +155,26 @@ def walk_trie(
                         whole = False
                         break
                 if whole:
-                    r = counts[0]
-                    allowed[r, 0] = node_lo[c]
-                    allowed[r, 1] = node_lo[skip]
-                    counts[0] = r + 1
-                    counts[2] += node_lo[skip] - node_lo[c]
+                    _add_range(allowed, counts, 0, node_lo[c], node_lo[skip])
                     c = skip
                     continue
             term = node_term[c]
             if term >= 0:
-                r = counts[0]
-                allowed[r, 0] = term
-                allowed[r, 1] = term + 1
-                counts[0] = r + 1
-                counts[2] += 1
+                _add_range(allowed, counts, 0, term, term + 1)
             depth_state[node_depth[c]] = t
             c += 1
     return n_deferred
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _add_range(ranges, counts, which, lo, hi):
+    """Append positions ``lo..hi`` to ``ranges`` (``which`` 0: allowed, 1:
+    rejected; ``counts[which]`` ranges, ``counts[2 + which]`` positions)."""
+    r = counts[which]
+    ranges[r, 0] = lo
+    ranges[r, 1] = hi
+    counts[which] = r + 1
+    counts[2 + which] += hi - lo
 
 
 @njit(cache=True, nogil=True)
