@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import time
 
-from structgen.compile import compile_json_schema
-from structgen.vocab import Vocabulary
-
 _SCHEMA = {
     "type": "object",
     "properties": {"name": {"type": "string", "maxLength": 40}, "tags": {"type": "array", "items": {"enum": ["a", "b"]}}},
@@ -24,6 +21,10 @@ _SCHEMA = {
 
 
 def warm_up() -> None:
+    # imported here: importing the compiled core is what compiles most of it
+    from structgen.compile import compile_json_schema
+    from structgen.vocab import Vocabulary
+
     words = [b'{"name": "', b"hello", b"\xc3\xa9t\xc3\xa9", b'", "tags": ["', b'a"', b"]}"]
     tokens = [bytes([b]) for b in range(256)] + words + [b""]
     vocab = Vocabulary.from_token_bytes(tokens, eos_ids=[len(tokens) - 1], name="warm-up")
