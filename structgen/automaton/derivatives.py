@@ -43,6 +43,8 @@ import numpy as np
 from numba import njit
 from numba.experimental import structref
 
+from structgen.grammar import utf8
+
 # Node kinds.
 NOTHING, EPS, BYTES, SEQ, ALT, REP, REF, AND = range(8)
 DEAD = 0
@@ -882,25 +884,6 @@ def complete_row(st, state):
     return True
 
 
-@njit(cache=True)
-def step(st, state, byte):
-    """The state after one byte, filling the table if needed (-1 on failure)."""
-    t = st.table[state, byte]
-    if t == UNKNOWN:
-        t = fill_class(st, state, st.byte_class[byte])
-    return t
-
-
-@njit(cache=True)
-def walk_bytes(st, state, data):
-    """The state after reading ``data`` (``DEAD`` if it dies, -1 on failure)."""
-    for b in data:
-        state = step(st, state, b)
-        if state <= 0:
-            return state
-    return state
-
-
 # --------------------------------------------------------------------------- clamping
 
 
@@ -948,12 +931,29 @@ def mask_equivalent(st, state, horizon):
 # --------------------------------------------------------------------------- loops
 
 
+def _utf8_sequences():
+    """Every well-formed multi-byte UTF-8 character, as byte-range sequences
+    (``lo``/``hi`` per position, and the length), for the loop test."""
+    seqs = utf8.encode_ranges(utf8.remove_surrogates([(0x80, utf8.MAX_CODE_POINT)]))
+    lo = np.zeros((len(seqs), 4), dtype=np.int64)
+    hi = np.zeros((len(seqs), 4), dtype=np.int64)
+    for i, seq in enumerate(seqs):
+        for j, (a, b) in enumerate(seq):
+            lo[i, j], hi[i, j] = a, b
+    return lo, hi, np.array([len(seq) for seq in seqs], dtype=np.int64)
+
+
+# Read by compiled code as constants.
+_UTF8_LO, _UTF8_HI, _UTF8_LEN = _utf8_sequences()
+
+
 @njit(cache=True)
-def _utf8_loops(st, state, seq_lo, seq_hi, seq_len):
+def _utf8_loops(st, state):
     """Does every well-formed multi-byte UTF-8 character lead from ``state``
-    back to ``state``? (-1 on failure.) Sequence ``i`` has ``seq_len[i]``
-    positions, position ``j`` bytes ``seq_lo[i, j]..seq_hi[i, j]``; the
-    frontier of states in between is kept to at most 8."""
+    back to ``state``? (-1 on failure.) Sequence ``i`` of ``_UTF8_*`` has
+    ``_UTF8_LEN[i]`` positions, position ``j`` bytes ``_UTF8_LO[i, j]..
+    _UTF8_HI[i, j]``; the frontier of states in between is kept to at most 8."""
+    seq_lo, seq_hi, seq_len = _UTF8_LO, _UTF8_HI, _UTF8_LEN
     frontier = np.empty(8, np.int64)
     nxt = np.empty(8, np.int64)
     for i in range(len(seq_len)):
@@ -988,7 +988,7 @@ def _utf8_loops(st, state, seq_lo, seq_hi, seq_len):
 
 
 @njit(cache=True)
-def ensure_loops(st, state, seq_lo, seq_hi, seq_len):
+def ensure_loops(st, state):
     """Record which bytes loop on ``state`` (``loop_out``: the bytes that do
     not, four words; ``loop_kind`` 1: as listed, 2: high bytes loop as whole
     UTF-8 characters). False on failure."""
@@ -1001,17 +1001,17 @@ def ensure_loops(st, state, seq_lo, seq_hi, seq_len):
     for byte in range(0x80, 256):
         if row[byte] == state:
             high_loops = True
-    utf8 = 0
+    chars_loop = 0
     if not high_loops:
-        utf8 = _utf8_loops(st, state, seq_lo, seq_hi, seq_len)
-        if utf8 < 0:
+        chars_loop = _utf8_loops(st, state)
+        if chars_loop < 0:
             return False
     out = st.loop_out[state]
     out[:] = 0
     for byte in range(256):
-        if row[byte] != state and not (utf8 == 1 and byte >= 0x80):
+        if row[byte] != state and not (chars_loop == 1 and byte >= 0x80):
             out[byte >> 6] |= np.uint64(1) << np.uint64(byte & 63)
-    st.loop_kind[state] = 2 if utf8 == 1 else 1
+    st.loop_kind[state] = 2 if chars_loop == 1 else 1
     return True
 
 

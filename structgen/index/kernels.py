@@ -95,7 +95,7 @@ def subtree_facts(parent, term, lengths, token_sets):
 
 @njit(cache=True, nogil=True)
 def walk_trie(
-    st, utf8_lo, utf8_hi, utf8_len,
+    st,
     node_byte, node_depth, node_end, node_lo, node_term, subtree_bytes, subtree_utf8, subtree_maxlen,
     root, small, min_len,
     work_node, work_parent, n_work, depth_state,
@@ -115,7 +115,7 @@ def walk_trie(
 
     A node's subtree is allowed at once when its state loops on every byte
     used below it (the store's ``loop_out``/``loop_kind``, computed on first
-    use with the UTF-8 sequences ``utf8_*``). Loop bytes are computed only
+    use). Loop bytes are computed only
     where they are likely to pay: the state just looped (or came back to
     ``root``) and more than ``small`` tokens lie below. With ``min_len`` > 0
     only tokens at least that long matter and subtrees without one are
@@ -145,7 +145,7 @@ def walk_trie(
                 continue
             kind = st.loop_kind[t]
             if kind == 0 and (t == ps or t == root) and node_lo[skip] - node_lo[c] > small:
-                if not ensure_loops(st, t, utf8_lo, utf8_hi, utf8_len):
+                if not ensure_loops(st, t):
                     return _set_aside(c, stop, w, node_end, node_depth, depth_state, work_node, work_parent, n_work, deferred_node, deferred_parent)
                 kind = st.loop_kind[t]
             if kind != 0 and (kind == 1 or subtree_utf8[c]):

@@ -28,7 +28,6 @@ import weakref
 import numpy as np
 
 from structgen.automaton.lazy_dfa import DEAD, LazyDFA
-from structgen.grammar import utf8
 from structgen.index.kernels import preorder_trie, subtree_facts, walk_trie, write_bits
 
 _ARRAYS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -240,7 +239,7 @@ class TokenIndex:
         counts = np.zeros(4, dtype=np.int64)
         while n:
             n, _ = self.dfa.call(
-                walk_trie, _UTF8_LO, _UTF8_HI, _UTF8_LEN,
+                walk_trie,
                 a.node_byte, a.node_depth, a.node_end, a.node_lo, a.node_term,
                 a.subtree_bytes, a.subtree_utf8, a.subtree_maxlen,
                 state, _SMALL_SUBTREE, min_len,
@@ -264,23 +263,6 @@ class TokenIndex:
         if self.dfa.is_accepting(state):
             bits |= self.arrays.eos_bits
         return bits
-
-
-
-
-def _utf8_sequences():
-    """Every well-formed multi-byte UTF-8 character, as byte-range sequences
-    (``lo``/``hi`` per position, and the length), for the loop test."""
-    seqs = utf8.encode_ranges(utf8.remove_surrogates([(0x80, utf8.MAX_CODE_POINT)]))
-    lo = np.zeros((len(seqs), 4), dtype=np.int64)
-    hi = np.zeros((len(seqs), 4), dtype=np.int64)
-    for i, seq in enumerate(seqs):
-        for j, (a, b) in enumerate(seq):
-            lo[i, j], hi[i, j] = a, b
-    return lo, hi, np.array([len(seq) for seq in seqs], dtype=np.int64)
-
-
-_UTF8_LO, _UTF8_HI, _UTF8_LEN = _utf8_sequences()
 
 
 class TokenSpeller:
