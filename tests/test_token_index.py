@@ -118,31 +118,37 @@ def test_bounded_string_masks_near_the_bound():
 
 
 def test_token_arrays_trie_is_consistent():
-    """The preorder trie against the tokens it was built from: the nodes whose
-    subtree holds a token are exactly its prefixes, one per depth, spelling
-    it; the deepest ends it; and each such node's facts (bytes and longest
-    token below, whole UTF-8) cover the token."""
+    """The breadth-first trie against the tokens it was built from: following
+    a token's bytes from the top nodes through the children spells it, every
+    node on the way holds its position, the last one ends it, and each such
+    node's facts (bytes and longest token below, whole UTF-8) cover it."""
     vocab = Vocabulary.from_tokenizer(tokenizers.llama3())
     a = TokenArrays.of(vocab)
     assert TokenArrays.of(vocab) is a
-    nodes = np.arange(a.num_nodes)
-    first, after = a.node_lo[:-1], a.node_lo[a.node_end]
-    assert (a.node_end > nodes).all() and (first < after).all()
+    trie = a.trie
+    assert (trie.node_lo < trie.node_hi).all()
+    kids = trie.n_children > 0
+    assert (trie.first_child[kids] > np.flatnonzero(kids)).all()
     rng = np.random.default_rng(0)
     for pos in rng.choice(len(a.ids), 300, replace=False):
         data = vocab.token_bytes[a.ids[pos]]
-        path = np.flatnonzero((first <= pos) & (pos < after))
-        assert a.node_depth[path].tolist() == list(range(1, len(data) + 1))
-        assert bytes(a.node_byte[path]) == data
-        assert a.node_term[path[-1]] == pos
-        assert (a.node_term[path[:-1]] != pos).all()
-        bits = np.unpackbits(a.subtree_bytes[path].view(np.uint8), axis=1, bitorder="little").astype(bool)
+        path, lo, hi = [], 0, trie.n_top
+        for byte in data:
+            siblings = np.arange(lo, hi)
+            here = siblings[(trie.node_byte[siblings] == byte) & (trie.node_lo[siblings] <= pos) & (pos < trie.node_hi[siblings])]
+            assert len(here) == 1
+            path.append(int(here[0]))
+            lo = trie.first_child[here[0]]
+            hi = lo + trie.n_children[here[0]]
+        assert trie.node_term[path[-1]] == pos
+        assert (trie.node_term[path[:-1]] != pos).all()
+        bits = np.unpackbits(trie.subtree_bytes[path].view(np.uint8), axis=1, bitorder="little").astype(bool)
         assert bits[:, list(data)].all()
-        assert (a.subtree_maxlen[path] >= len(data)).all()
+        assert (trie.subtree_maxlen[path] >= len(data)).all()
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
-            assert not a.subtree_utf8[path].any()
+            assert not trie.subtree_utf8[path].any()
 
 
 KEY_SCHEMA = {

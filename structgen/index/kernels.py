@@ -1,12 +1,12 @@
 """Compiled inner loops of the token index (numba, ``nopython``).
 
-A mask is a walk of the vocabulary's byte trie through the DFA's transition
-table. In numpy every trie level costs a handful of array operations of a few
-microseconds each, however few nodes it holds; compiled, a node costs a few
-nanoseconds, provided memory is read in order. So the trie is stored in
-*preorder* (a node, then its subtrees, children by byte): a node's subtree is
-the contiguous range ``[node, node_end[node])``, a walk is a forward scan that
-jumps over pruned subtrees, and the only stack is the state at each depth.
+A mask is a walk of the vocabulary's byte trie (:mod:`structgen.index.trie`)
+through the DFA's transition table. In numpy every trie level costs a handful
+of array operations of a few microseconds each, however few nodes it holds;
+compiled, a node costs a few nanoseconds, provided memory is read in order.
+The trie is built here in *preorder* (a node, then its subtrees, children by
+byte: tokens in sorted order make it one pass) and renumbered breadth-first
+for walking.
 
 Transitions missing from the lazily built table are derived on the spot by
 the compiled DFA core (:mod:`structgen.automaton.derivatives`), so a cold
@@ -96,74 +96,86 @@ def subtree_facts(parent, term, lengths, token_sets):
 @njit(cache=True, nogil=True)
 def walk_trie(
     st,
-    node_byte, node_depth, node_end, node_lo, node_term, subtree_bytes, subtree_utf8, subtree_maxlen,
+    node_byte, node_lo, node_hi, node_term, first_child, n_children, subtree_bytes, subtree_utf8, subtree_maxlen,
     root, small, min_len,
-    work_node, work_parent, n_work, depth_state,
+    work_node, work_parent, n_work, level_next, level_end, level_state,
     allowed, rejected, counts,
     deferred_node, deferred_parent,
 ):
     """Walk the subtrees of the work list (``work_node[i]``, entered from
-    state ``work_parent[i]``) through the DFA of store ``st``, deriving
-    missing transitions on the way.
+    state ``work_parent[i]``) of a :class:`~structgen.index.trie.ByteTrie`
+    through the DFA of store ``st``, deriving missing transitions on the way.
 
-    Every token position ends up in exactly one range of ``allowed`` or
+    Every string position ends up in exactly one range of ``allowed`` or
     ``rejected`` (``[lo, hi)`` rows; ``counts`` holds the number of rows and
     of positions of each, accumulated over calls). If a derivative fails
     (see :mod:`structgen.automaton.derivatives`) the walk stops and sets
     aside, in ``deferred_*``, every subtree it has not settled; it returns
     how many, for a call after the failure is fixed.
 
-    A node's subtree is allowed at once when its state loops on every byte
-    used below it (the store's ``loop_out``/``loop_kind``, computed on first
-    use). Loop bytes are computed only
-    where they are likely to pay: the state just looped (or came back to
-    ``root``) and more than ``small`` tokens lie below. With ``min_len`` > 0
-    only tokens at least that long matter and subtrees without one are
-    skipped (their positions appear nowhere).
+    The walk is depth first; level ``d`` of its stack holds the next and
+    end sibling ids still to decide at depth ``d`` and the state they are
+    entered from. A node's subtree is allowed at once when its state loops
+    on every byte used below it (the store's ``loop_out``/``loop_kind``,
+    computed on first use). Loop bytes are computed only where they are
+    likely to pay: the state just looped (or came back to ``root``) and more
+    than ``small`` strings lie below. With ``min_len`` > 0 only strings at
+    least that long matter and subtrees without one are skipped (their
+    positions appear nowhere).
     """
-    table = st.table
-    n_deferred = 0
+    # Fields read once: each read through the struct reference costs a
+    # reference count. A walk never replaces the arrays (growing them is
+    # done in Python, between calls).
+    table, loop_kind, loop_out, byte_class = st.table, st.loop_kind, st.loop_out, st.byte_class
     for w in range(n_work):
-        c = work_node[w]
-        stop = node_end[c]
-        depth_state[node_depth[c] - 1] = work_parent[w]
-        while c < stop:
-            skip = node_end[c]
-            if subtree_maxlen[c] < min_len:
-                c = skip
+        d = 0
+        level_next[0] = work_node[w]
+        level_end[0] = work_node[w] + 1
+        level_state[0] = work_parent[w]
+        while d >= 0:
+            c = level_next[d]
+            if c == level_end[d]:
+                d -= 1
                 continue
-            ps = depth_state[node_depth[c] - 1]
+            if subtree_maxlen[c] < min_len:
+                level_next[d] = c + 1
+                continue
+            ps = level_state[d]
             b = node_byte[c]
             t = table[ps, b]
             if t == UNKNOWN:
-                t = fill_class(st, ps, st.byte_class[b])
+                t = fill_class(st, ps, byte_class[b])
                 if t < 0:
-                    return _set_aside(c, stop, w, node_end, node_depth, depth_state, work_node, work_parent, n_work, deferred_node, deferred_parent)
+                    return _set_aside(d, w, level_next, level_end, level_state, work_node, work_parent, n_work, deferred_node, deferred_parent)
+            lo, hi = node_lo[c], node_hi[c]
             if t == DEAD:
-                _add_range(rejected, counts, 1, node_lo[c], node_lo[skip])
-                c = skip
+                level_next[d] = c + 1
+                _add_range(rejected, counts, 1, lo, hi)
                 continue
-            kind = st.loop_kind[t]
-            if kind == 0 and (t == ps or t == root) and node_lo[skip] - node_lo[c] > small:
+            kind = loop_kind[t]
+            if kind == 0 and (t == ps or t == root) and hi - lo > small:
                 if not ensure_loops(st, t):
-                    return _set_aside(c, stop, w, node_end, node_depth, depth_state, work_node, work_parent, n_work, deferred_node, deferred_parent)
-                kind = st.loop_kind[t]
+                    return _set_aside(d, w, level_next, level_end, level_state, work_node, work_parent, n_work, deferred_node, deferred_parent)
+                kind = loop_kind[t]
+            level_next[d] = c + 1
             if kind != 0 and (kind == 1 or subtree_utf8[c]):
                 whole = True
                 for i in range(4):
-                    if subtree_bytes[c, i] & st.loop_out[t, i]:
+                    if subtree_bytes[c, i] & loop_out[t, i]:
                         whole = False
                         break
                 if whole:
-                    _add_range(allowed, counts, 0, node_lo[c], node_lo[skip])
-                    c = skip
+                    _add_range(allowed, counts, 0, lo, hi)
                     continue
             term = node_term[c]
             if term >= 0:
                 _add_range(allowed, counts, 0, term, term + 1)
-            depth_state[node_depth[c]] = t
-            c += 1
-    return n_deferred
+            if n_children[c]:
+                d += 1
+                level_next[d] = first_child[c]
+                level_end[d] = first_child[c] + n_children[c]
+                level_state[d] = t
+    return 0
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -178,16 +190,16 @@ def _add_range(ranges, counts, which, lo, hi):
 
 
 @njit(cache=True, nogil=True)
-def _set_aside(c, stop, w, node_end, node_depth, depth_state, work_node, work_parent, n_work, deferred_node, deferred_parent):
-    """After a failure at node ``c`` of work item ``w``: the subtrees left
-    are ``c``, then each next one at or above its depth up to ``stop``
-    (jumping over subtrees in preorder), then the remaining work items."""
+def _set_aside(d, w, level_next, level_end, level_state, work_node, work_parent, n_work, deferred_node, deferred_parent):
+    """After a failure in work item ``w`` with the stack ``d`` levels deep:
+    the subtrees left are the undecided siblings of every level, then the
+    remaining work items."""
     n = 0
-    while c < stop:
-        deferred_node[n] = c
-        deferred_parent[n] = depth_state[node_depth[c] - 1]
-        n += 1
-        c = node_end[c]
+    for k in range(d, -1, -1):
+        for c in range(level_next[k], level_end[k]):
+            deferred_node[n] = c
+            deferred_parent[n] = level_state[k]
+            n += 1
     for v in range(w + 1, n_work):
         deferred_node[n] = work_node[v]
         deferred_parent[n] = work_parent[v]

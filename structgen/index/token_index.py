@@ -2,9 +2,9 @@
 
 A token is allowed in state ``s`` when walking its bytes from ``s`` never hits
 the dead state. The vocabulary is kept as a byte trie in flat numpy arrays
-(:class:`TokenArrays`, built once per vocabulary), and a mask is one walk of
-that trie through the DFA's transition table, in compiled code
-(:mod:`structgen.index.kernels`):
+(:class:`~structgen.index.trie.ByteTrie`, in :class:`TokenArrays`, built once
+per vocabulary), and a mask is one walk of that trie through the DFA's
+transition table, in compiled code (:mod:`structgen.index.kernels`):
 
 - a dead prefix prunes its whole subtree, so in structural states (after
   ``{`` or ``,``) only a few hundred nodes are visited;
@@ -28,10 +28,10 @@ import weakref
 import numpy as np
 
 from structgen.automaton.lazy_dfa import DEAD, LazyDFA
-from structgen.index.kernels import preorder_trie, subtree_facts, walk_trie, write_bits
+from structgen.index.kernels import walk_trie, write_bits
+from structgen.index.trie import ByteTrie
 
 _ARRAYS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_CONTINUATION = (0x80, 0xBF)
 # A state that loops is asked for its loop bytes only above this many tokens
 # below the node: smaller subtrees are cheaper to walk than a full row.
 _SMALL_SUBTREE = 64
@@ -42,31 +42,25 @@ _TIER_WALK_LIMIT = 4096  # most tokens a tiered mask walks from the state itself
 class TokenArrays:
     """The vocabulary in numpy form, built once per vocabulary.
 
-    Only *regular* tokens (non-special, at least one byte) are included, sorted
-    lexicographically by their bytes; a token's *position* is its index in that
-    order and ``ids[position]`` its token id. The tokens form a byte trie whose
-    nodes are numbered breadth-first, so the children of a node are contiguous
-    ids and the tokens below a node are a contiguous range of positions. Each
-    node also knows the set of bytes used anywhere below it, which lets a walk
-    accept a whole subtree at once.
+    Only *regular* tokens (non-special, at least one byte) are included, in
+    the :class:`~structgen.index.trie.ByteTrie` of their bytes; a token's
+    *position* is its index in the trie's sorted order and
+    ``ids[position]`` its token id.
     """
 
     def __init__(self, vocab) -> None:
         token_bytes = vocab.token_bytes
         special = vocab.special_ids
         regular = sorted((b, i) for i, b in enumerate(token_bytes) if b and i not in special)
-        blobs = [b for b, _ in regular]
+        self.trie = ByteTrie([b for b, _ in regular])
         self.size = len(token_bytes)
         self.ids = np.fromiter((i for _, i in regular), dtype=np.int64, count=len(regular))
-        self.lengths = np.fromiter((len(b) for b in blobs), dtype=np.int64, count=len(blobs))
-        self.offsets = np.zeros(len(blobs), dtype=np.int64)
-        np.cumsum(self.lengths[:-1], out=self.offsets[1:])
-        self.flat = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+        self.lengths = self.trie.lengths
         self.eos_ids = np.asarray(sorted(vocab.eos_ids), dtype=np.int64)
         self.regular_bits = self.bits_of(self.ids)
         self.eos_bits = self.bits_of(self.eos_ids)
         # No token walk can move a repeat counter by this much (see LazyDFA.mask_equivalent).
-        self.horizon = int(self.lengths.max(initial=0)) + 1
+        self.horizon = self.trie.max_len + 1
         # Length tiers (see TokenIndex._tiered): tier i holds the tokens shorter
         # than tiers[i] and at least tiers[i-1] bytes long, as a packed id mask;
         # longer_than[i] counts the tokens of the tiers above i.
@@ -74,12 +68,6 @@ class TokenArrays:
         bounds = [0] + self.tiers
         self.tier_masks = [self.bits_of(self.ids[(self.lengths >= lo) & (self.lengths < hi)]) for lo, hi in zip(bounds, bounds[1:])]
         self.longer_than = [int((self.lengths >= h).sum()) for h in self.tiers]
-        whole_utf8 = np.fromiter((_is_utf8(b) for b in blobs), dtype=bool, count=len(blobs))
-        owner = np.repeat(np.arange(len(blobs)), self.lengths)
-        bits = np.zeros((len(blobs), 256), dtype=bool)
-        bits[owner, self.flat] = True
-        self._build_trie(np.packbits(bits, axis=1, bitorder="little").view(np.uint64), whole_utf8)
-        self._buffers = threading.local()
 
     def bits_of(self, ids: np.ndarray) -> np.ndarray:
         """A packed mask (little bit order) with the bits of ``ids`` set."""
@@ -87,68 +75,12 @@ class TokenArrays:
         flags[ids] = True
         return np.packbits(flags, bitorder="little")
 
-    def buffers(self) -> "_WalkBuffers":
-        """This thread's work arrays for trie walks over this vocabulary."""
-        buf = getattr(self._buffers, "walk", None)
-        if buf is None:
-            buf = self._buffers.walk = _WalkBuffers(self.num_nodes, self.horizon)
-        return buf
-
-    def _build_trie(self, token_byte_sets: np.ndarray, whole_utf8: np.ndarray) -> None:
-        """The byte trie in preorder (see :mod:`structgen.index.kernels`),
-        with what a walk needs per node to settle a whole subtree at once:
-        the bytes used below it, the longest token below it, and whether
-        every token below is valid UTF-8 and the node ends on a character
-        boundary."""
-        n = len(self.lengths)
-        lcp = np.zeros(n, dtype=np.int64)
-        if n > 1:
-            max_len = int(self.lengths.max())
-            padded = np.full((n, max_len + 1), -1, dtype=np.int16)
-            padded[np.arange(max_len + 1)[None, :] < self.lengths[:, None]] = self.flat
-            lcp[1:] = np.argmax(padded[1:] != padded[:-1], axis=1)
-        (self.node_byte, self.node_depth, self.node_end, parent, self.node_lo,
-         self.node_term) = preorder_trie(self.lengths, lcp, self.offsets, self.flat)  # fmt: skip
-        self.num_nodes = len(self.node_byte)
-        self.subtree_bytes, self.subtree_maxlen = subtree_facts(parent, self.node_term, self.lengths, token_byte_sets)
-        # The token the node was made for is its first; the byte after the
-        # node's prefix in it must not be a continuation byte.
-        first = self.node_lo[:-1]
-        longer = self.lengths[first] > self.node_depth
-        next_byte = self.flat[np.minimum(self.offsets[first] + self.node_depth, len(self.flat) - 1)]
-        aligned = ~longer | (next_byte < _CONTINUATION[0]) | (next_byte > _CONTINUATION[1])
-        not_utf8_before = np.concatenate([[0], np.cumsum(~whole_utf8)])
-        hi = self.node_lo[self.node_end]
-        self.subtree_utf8 = aligned & (not_utf8_before[hi] == not_utf8_before[first])
-        self.top_nodes = np.flatnonzero(self.node_depth == 1).astype(np.int32)
-
     @classmethod
     def of(cls, vocab) -> "TokenArrays":
         arrays = _ARRAYS_CACHE.get(vocab)
         if arrays is None:
             arrays = _ARRAYS_CACHE[vocab] = cls(vocab)
         return arrays
-
-
-class _WalkBuffers:
-    """Room for one trie walk: every node is on the work list, set aside or
-    in a result range at most once per call, so ``num_nodes`` entries are
-    always enough."""
-
-    def __init__(self, num_nodes: int, max_depth: int) -> None:
-        self.depth_state = np.empty(max_depth + 1, np.int64)
-        self.work = (np.empty(num_nodes, np.int32), np.empty(num_nodes, np.int32))
-        self.deferred = (np.empty(num_nodes, np.int32), np.empty(num_nodes, np.int32))
-        self.allowed = np.empty((num_nodes, 2), np.int32)
-        self.rejected = np.empty((num_nodes, 2), np.int32)
-
-
-def _is_utf8(b: bytes) -> bool:
-    try:
-        b.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 class TokenIndex:
@@ -231,19 +163,20 @@ class TokenIndex:
         a = self.arrays
         if state == DEAD:
             return np.zeros_like(a.regular_bits)
-        buf = a.buffers()
+        trie = a.trie
+        buf = trie.buffers()
         (work_node, work_parent), (set_node, set_parent) = buf.work, buf.deferred
-        n = len(a.top_nodes)
-        work_node[:n] = a.top_nodes
+        n = trie.n_top
+        work_node[:n] = np.arange(n)
         work_parent[:n] = state
         counts = np.zeros(4, dtype=np.int64)
         while n:
             n, _ = self.dfa.call(
                 walk_trie,
-                a.node_byte, a.node_depth, a.node_end, a.node_lo, a.node_term,
-                a.subtree_bytes, a.subtree_utf8, a.subtree_maxlen,
+                trie.node_byte, trie.node_lo, trie.node_hi, trie.node_term, trie.first_child, trie.n_children,
+                trie.subtree_bytes, trie.subtree_utf8, trie.subtree_maxlen,
                 state, _SMALL_SUBTREE, min_len,
-                work_node, work_parent, n, buf.depth_state,
+                work_node, work_parent, n, *buf.levels,
                 buf.allowed, buf.rejected, counts,
                 set_node, set_parent,
             )  # fmt: skip

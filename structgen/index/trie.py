@@ -1,0 +1,109 @@
+"""The byte trie a mask walks, in flat numpy arrays.
+
+The strings (tokens, or the token suffixes of :mod:`structgen.index.loop_skip`)
+are sorted lexicographically; a string's *position* is its index in that
+order, so the strings below any node are the contiguous positions
+``[lo, hi)``. Nodes are numbered breadth-first: the children of a node are
+the consecutive ids ``first_child .. first_child + n_children``, in byte
+order, and the top nodes are ``0 .. n_top``.
+
+Why breadth-first: a walk spends its time deciding the children of the nodes
+it enters (dead, allowed whole, or entered), and with siblings adjacent those
+decisions read memory in order, so the processor fetches ahead. In preorder
+(a node, then its subtrees) siblings lie a subtree apart and each decision
+waits for the last one's memory read; the same walks took twice as long.
+
+Per node the trie also keeps what lets a walk settle a whole subtree at once:
+the bytes used below it, the longest string below it, and whether every
+string below is whole UTF-8 and the node ends on a character boundary.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from structgen.index.kernels import preorder_trie, subtree_facts
+
+_CONTINUATION = (0x80, 0xBF)
+
+
+class ByteTrie:
+    """The trie of ``strings`` (sorted, non-empty byte strings)."""
+
+    def __init__(self, strings: list[bytes]) -> None:
+        n = len(strings)
+        self.size = n
+        self.lengths = np.fromiter((len(s) for s in strings), dtype=np.int64, count=n)
+        offsets = np.zeros(n, dtype=np.int64)
+        np.cumsum(self.lengths[:-1], out=offsets[1:])
+        flat = np.frombuffer(b"".join(strings), dtype=np.uint8)
+        self.max_len = int(self.lengths.max(initial=0))
+        lcp = np.zeros(n, dtype=np.int64)
+        if n > 1:
+            padded = np.full((n, self.max_len + 1), -1, dtype=np.int16)
+            padded[np.arange(self.max_len + 1)[None, :] < self.lengths[:, None]] = flat
+            lcp[1:] = np.argmax(padded[1:] != padded[:-1], axis=1)
+        byte, depth, end, parent, lo, term = preorder_trie(self.lengths, lcp, offsets, flat)
+        # Breadth-first ids: by depth, and within a depth in preorder, which
+        # keeps siblings together (no node of another parent lies between them).
+        order = np.argsort(depth, kind="stable")
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        self.num_nodes = len(order)
+        self.node_byte = byte[order]
+        self.node_lo = lo[order]
+        self.node_hi = lo[end[order]]
+        self.node_term = term[order]
+        depth = depth[order]
+        pre_parent = parent[order]
+        parent = np.where(pre_parent >= 0, rank[np.maximum(pre_parent, 0)], -1).astype(np.int32)
+        self.n_children = np.bincount(parent[parent >= 0], minlength=self.num_nodes).astype(np.int32)
+        # In preorder a node's first child directly follows it.
+        self.first_child = np.where(self.n_children > 0, rank[np.minimum(order + 1, max(self.num_nodes - 1, 0))], 0).astype(np.int32)
+        self.n_top = int((depth == 1).sum())
+
+        owner = np.repeat(np.arange(n), self.lengths)
+        bits = np.zeros((n, 256), dtype=bool)
+        bits[owner, flat] = True
+        token_sets = np.packbits(bits, axis=1, bitorder="little").view(np.uint64)
+        self.subtree_bytes, self.subtree_maxlen = subtree_facts(parent, self.node_term, self.lengths, token_sets)
+        # The string the node was made for is its first; the byte after the
+        # node's prefix in it must not be a continuation byte.
+        whole_utf8 = np.fromiter((_is_utf8(s) for s in strings), dtype=bool, count=n)
+        first = self.node_lo
+        longer = self.lengths[first] > depth
+        next_byte = flat[np.minimum(offsets[first] + depth, len(flat) - 1)] if n else np.zeros(0, np.uint8)
+        aligned = ~longer | (next_byte < _CONTINUATION[0]) | (next_byte > _CONTINUATION[1])
+        not_utf8_before = np.concatenate([[0], np.cumsum(~whole_utf8)])
+        self.subtree_utf8 = aligned & (not_utf8_before[self.node_hi] == not_utf8_before[first])
+        self._buffers = threading.local()
+
+    def buffers(self) -> "WalkBuffers":
+        """This thread's work arrays for walks of this trie."""
+        buf = getattr(self._buffers, "walk", None)
+        if buf is None:
+            buf = self._buffers.walk = WalkBuffers(self.num_nodes, self.max_len)
+        return buf
+
+
+class WalkBuffers:
+    """Room for one trie walk: every node is on the work list, set aside or
+    in a result range at most once per call, so ``num_nodes`` entries are
+    always enough; the walk's stack has a level per string byte."""
+
+    def __init__(self, num_nodes: int, max_len: int) -> None:
+        self.levels = tuple(np.empty(max_len + 1, np.int64) for _ in range(3))
+        self.work = (np.empty(max(num_nodes, 1), np.int32), np.empty(max(num_nodes, 1), np.int64))
+        self.deferred = (np.empty(max(num_nodes, 1), np.int32), np.empty(max(num_nodes, 1), np.int64))
+        self.allowed = np.empty((max(num_nodes, 1), 2), np.int32)
+        self.rejected = np.empty((max(num_nodes, 1), 2), np.int32)
+
+
+def _is_utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
