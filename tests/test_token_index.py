@@ -17,6 +17,7 @@ import pytest
 from structgen.automaton.lazy_dfa import DEAD
 from structgen.compile import compile_json_schema
 from structgen.grammar import ir
+from structgen.index.kernels import utf8_prefixes
 from structgen.index.token_index import TokenArrays
 from structgen.matcher import CompiledGrammar
 from structgen.vocab import Vocabulary
@@ -120,7 +121,7 @@ def test_bounded_string_masks_near_the_bound():
 def test_token_arrays_trie_is_consistent():
     """The breadth-first trie against the tokens it was built from: following
     a token's bytes from the top nodes through the children spells it, every
-    node on the way holds its position, the last one ends it, and each such
+    node on the way holds its position, the last one (only) ends it, and each such
     node's facts (bytes and longest token below, whole UTF-8) cover it."""
     vocab = Vocabulary.from_tokenizer(tokenizers.llama3())
     a = TokenArrays.of(vocab)
@@ -140,8 +141,9 @@ def test_token_arrays_trie_is_consistent():
             path.append(int(here[0]))
             lo = trie.first_child[here[0]]
             hi = lo + trie.n_children[here[0]]
-        assert trie.node_term[path[-1]] == pos
-        assert (trie.node_term[path[:-1]] != pos).all()
+        last = path[-1]
+        assert trie.node_lo[last] <= pos < trie.node_lo[last] + trie.node_ending[last]
+        assert (trie.node_lo[path[:-1]] + trie.node_ending[path[:-1]] <= pos).all()
         bits = np.unpackbits(trie.subtree_bytes[path].view(np.uint8), axis=1, bitorder="little").astype(bool)
         assert bits[:, list(data)].all()
         assert (trie.subtree_maxlen[path] >= len(data)).all()
@@ -149,6 +151,58 @@ def test_token_arrays_trie_is_consistent():
             data.decode("utf-8")
         except UnicodeDecodeError:
             assert not trie.subtree_utf8[path].any()
+
+
+def test_utf8_prefixes_agree_with_the_strict_decoder():
+    """The compiled UTF-8 scan (whole-character prefix, cut-off rest) against
+    Python's decoder, on every Llama-3 token and on random byte strings rich
+    in the edge bytes (overlong starts, surrogates, past U+10FFFF)."""
+    vocab = Vocabulary.from_tokenizer(tokenizers.llama3())
+    rng = random.Random(3)
+    edge = [0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF]
+    strings = [b for b in vocab.token_bytes if b]
+    strings += [bytes(rng.choice(edge + [rng.randrange(256)]) for _ in range(rng.randrange(1, 9))) for _ in range(20_000)]
+    lengths = np.array([len(b) for b in strings])
+    offsets = np.concatenate([[0], np.cumsum(lengths[:-1])])
+    whole, cut_off = utf8_prefixes(np.frombuffer(b"".join(strings), np.uint8), offsets, lengths)
+    for data, w, c in zip(strings, whole.tolist(), cut_off.tolist()):
+        try:
+            data.decode("utf-8")
+            assert (w, c) == (len(data), False), data
+        except UnicodeDecodeError as e:
+            assert w == e.start, data
+            assert c == (e.reason == "unexpected end of data"), data
+
+
+TEXT = (b"", b"abc", "é日".encode())
+LOOPS = {  # grammar, whether its loop is split, texts read inside the loop
+    # JSON string contents: whole UTF-8 characters loop (loop kind 2).
+    "json string": (ir.seq(ir.literal('"'), ir.rep(STRING_CHAR), ir.literal('"'), WS, ir.literal(",")), True, TEXT),
+    # Every high byte loops by itself (kind 1); only the quote leaves.
+    "bytes": (ir.seq(ir.literal('"'), ir.rep(ir.byte_ranges([(0x20, 0x21), (0x23, 0xFF)])), ir.literal('"')), True, TEXT),
+    # Nothing leaves the loop: every token is kept whole.
+    "everything": (ir.seq(ir.literal('"'), ir.rep(ir.byte_ranges([(0, 0xFF)]))), True, TEXT),
+    # Nearly every token leaves a loop of letters: no split, a full walk.
+    "letters": (ir.seq(ir.literal('"'), ir.rep(ir.byte_ranges([(0x61, 0x7A)])), ir.literal('"')), False, TEXT[:2]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOOPS))
+@pytest.mark.parametrize("tokenizer_name", ["llama3", "mistral_sp"])
+def test_loop_split_masks_match_brute_force(name, tokenizer_name):
+    """A state that loops walks only the tokens leaving the loop, from where
+    they leave it (or all of them, where too many leave): its masks, and
+    those of states sharing the split, against the brute force."""
+    body, splits, texts = LOOPS[name]
+    vocab = Vocabulary.from_tokenizer(tokenizers.ALL[tokenizer_name]())
+    grammar = CompiledGrammar(ir.Grammar({"start": body}), vocab)
+    m = grammar.matcher()
+    assert m.advance_bytes(b'"')
+    assert (grammar.index._loop_split(m.state) is not None) == splits
+    for data in texts:
+        here = m.copy()
+        assert here.advance_bytes(data)
+        assert np.array_equal(here.allowed_mask(), brute_force_mask(grammar, here.state)), data
 
 
 KEY_SCHEMA = {

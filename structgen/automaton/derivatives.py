@@ -1015,6 +1015,15 @@ def ensure_loops(st, state):
     return True
 
 
+@njit(cache=True)
+def loop_facts(st, state):
+    """``loop_kind`` and a copy of ``loop_out`` of ``state``, for Python,
+    after :func:`ensure_loops` (kind 0 on failure)."""
+    if not ensure_loops(st, state):
+        return 0, np.zeros(4, np.uint64)
+    return st.loop_kind[state], st.loop_out[state].copy()
+
+
 # --------------------------------------------------------------------------- IR
 
 

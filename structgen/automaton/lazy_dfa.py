@@ -311,6 +311,12 @@ class LazyDFA:
             self.call_until_done(core.complete_row, state)
         return self._table[state]
 
+    def loop_bytes(self, state: int) -> tuple[int, np.ndarray]:
+        """How ``state`` loops (:func:`~structgen.automaton.derivatives.ensure_loops`):
+        the kind of loop and the bytes that leave it (four 64-bit words)."""
+        kind, leaving = self.call_until_done(core.loop_facts, state)
+        return int(kind), leaving
+
     def walk(self, state: int, data: bytes) -> int:
         """The state after reading ``data`` (``DEAD`` if it cannot continue)."""
         table = self._table

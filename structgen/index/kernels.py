@@ -29,15 +29,15 @@ from structgen.automaton.derivatives import DEAD, UNKNOWN, ensure_loops, fill_cl
 
 @njit(cache=True)
 def preorder_trie(lengths, lcp, offsets, flat):
-    """Trie of the lexicographically sorted tokens, nodes in preorder.
+    """Trie of the lexicographically sorted strings, nodes in preorder.
 
-    Token ``i`` adds the nodes for its prefixes longer than ``lcp[i]`` (the
-    bytes it shares with token ``i - 1``; identical tokens have ``lcp`` 0 and
-    get chains of their own), so preorder is simply (token, depth) order.
-    Returns per node its byte, depth, subtree end, parent (-1 at depth 1),
-    first token position (``lo``; one extra entry holds the token count, so
-    the positions below ``j`` are ``[lo[j], lo[end[j]])``) and the token
-    ending there (-1 if none)."""
+    String ``i`` adds the nodes for its prefixes longer than ``lcp[i]`` (the
+    bytes it shares with string ``i - 1``; all of them if the two are equal),
+    so preorder is simply (string, depth) order. Returns per node its byte,
+    depth, subtree end, parent (-1 at depth 1), first string position
+    (``lo``; one extra entry holds the string count, so the positions below
+    ``j`` are ``[lo[j], lo[end[j]])``) and how many strings end there (they
+    are the first positions below it)."""
     n = len(lengths)
     total = 0
     for i in range(n):
@@ -47,7 +47,7 @@ def preorder_trie(lengths, lcp, offsets, flat):
     end = np.empty(total, np.int32)
     parent = np.empty(total, np.int32)
     lo = np.empty(total + 1, np.int32)
-    term = np.empty(total, np.int32)
+    ending = np.zeros(total, np.int32)
     path = np.empty(int(lengths.max()) + 1 if n else 1, np.int32)
     j = 0
     cur = 0
@@ -60,28 +60,29 @@ def preorder_trie(lengths, lcp, offsets, flat):
             depth[j] = k
             parent[j] = path[k - 1] if k > 1 else -1
             lo[j] = i
-            term[j] = i if k == lengths[i] else -1
             path[k] = j
             j += 1
+        ending[path[lengths[i]]] += 1
         cur = lengths[i]
     while cur > 0:
         end[path[cur]] = j
         cur -= 1
     lo[total] = n
-    return node_byte, depth, end, parent, lo, term
+    return node_byte, depth, end, parent, lo, ending
 
 
 @njit(cache=True)
-def subtree_facts(parent, term, lengths, token_sets):
-    """Per node, the bytes used by the tokens below it (four 64-bit words; a
+def subtree_facts(parent, lo, ending, lengths, token_sets):
+    """Per node, the bytes used by the strings below it (four 64-bit words; a
     superset of what is left to read, since it includes the node's prefix)
-    and the length of the longest token below, gathered bottom-up."""
+    and the length of the longest string below, gathered bottom-up (children
+    after their parents)."""
     total = len(parent)
     sets = np.zeros((total, 4), np.uint64)
     maxlen = np.zeros(total, np.int32)
     for j in range(total - 1, -1, -1):
-        t = term[j]
-        if t >= 0:
+        if ending[j]:
+            t = lo[j]
             for w in range(4):
                 sets[j, w] |= token_sets[t, w]
             maxlen[j] = max(maxlen[j], lengths[t])
@@ -93,10 +94,74 @@ def subtree_facts(parent, term, lengths, token_sets):
     return sets, maxlen
 
 
+@njit(cache=True)
+def utf8_prefixes(flat, offsets, lengths):
+    """Per string, the length of its longest prefix of whole, well-formed
+    UTF-8 characters (as Python's strict decoder sees them: no overlong
+    forms, surrogates or code points past U+10FFFF), and whether the rest
+    is the start of such a character cut off by the string's end."""
+    n = len(lengths)
+    whole = np.empty(n, np.int64)
+    cut_off = np.zeros(n, np.bool_)
+    for i in range(n):
+        s, m = offsets[i], lengths[i]
+        j = 0
+        while j < m:
+            b = flat[s + j]
+            if b < 0x80:
+                j += 1
+                continue
+            lo, hi = 0x80, 0xBF
+            if 0xC2 <= b <= 0xDF:
+                need = 1
+            elif 0xE0 <= b <= 0xEF:
+                need = 2
+                if b == 0xE0:
+                    lo = 0xA0
+                elif b == 0xED:
+                    hi = 0x9F
+            elif 0xF0 <= b <= 0xF4:
+                need = 3
+                if b == 0xF0:
+                    lo = 0x90
+                elif b == 0xF4:
+                    hi = 0x8F
+            else:
+                break
+            k = 1
+            while k <= need and j + k < m:
+                c = flat[s + j + k]
+                if not lo <= c <= hi:
+                    break
+                lo, hi = 0x80, 0xBF
+                k += 1
+            if k <= need:
+                cut_off[i] = j + k == m
+                break
+            j += need + 1
+        whole[i] = j
+    return whole, cut_off
+
+
+@njit(cache=True)
+def first_in(flat, offsets, lengths, member):
+    """Per string, the index of its first byte ``b`` with ``member[b]`` (the
+    string's length if none)."""
+    n = len(lengths)
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        s, m = offsets[i], lengths[i]
+        j = 0
+        while j < m and not member[flat[s + j]]:
+            j += 1
+        out[i] = j
+    return out
+
+
 @njit(cache=True, nogil=True)
 def walk_trie(
     st,
-    node_byte, node_lo, node_hi, node_term, first_child, n_children, subtree_bytes, subtree_utf8, subtree_maxlen,
+    node_byte, node_lo, node_hi, node_ending, first_child, n_children, subtree_bytes, subtree_utf8, subtree_maxlen,
     root, small, min_len,
     work_node, work_parent, n_work, level_next, level_end, level_state,
     allowed, rejected, counts,
@@ -167,9 +232,8 @@ def walk_trie(
                 if whole:
                     _add_range(allowed, counts, 0, lo, hi)
                     continue
-            term = node_term[c]
-            if term >= 0:
-                _add_range(allowed, counts, 0, term, term + 1)
+            if node_ending[c]:
+                _add_range(allowed, counts, 0, lo, lo + node_ending[c])
             if n_children[c]:
                 d += 1
                 level_next[d] = first_child[c]

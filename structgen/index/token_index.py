@@ -9,9 +9,10 @@ transition table, in compiled code (:mod:`structgen.index.kernels`):
 - a dead prefix prunes its whole subtree, so in structural states (after
   ``{`` or ``,``) only a few hundred nodes are visited;
 - a subtree is allowed at once when its node's state loops on every byte used
-  below it (string contents, digit runs), so inside a string only the
-  subtrees holding ``"``, ``\\``, control bytes or partial UTF-8 characters are
-  walked.
+  below it (string contents, digit runs);
+- inside a string, where the state itself loops on most bytes, only the few
+  thousand tokens that leave the loop are walked, each from where it leaves
+  (:mod:`structgen.index.loop_split`).
 
 Transitions missing from the lazily built table, and the loop bytes of a
 state, are derived during the walk by the DFA's compiled core.
@@ -29,6 +30,7 @@ import numpy as np
 
 from structgen.automaton.lazy_dfa import DEAD, LazyDFA
 from structgen.index.kernels import walk_trie, write_bits
+from structgen.index.loop_split import LoopSplit, split_tokens
 from structgen.index.trie import ByteTrie
 
 _ARRAYS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -37,6 +39,7 @@ _ARRAYS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _SMALL_SUBTREE = 64
 _LENGTH_TIERS = (8, 16, 32, 64)
 _TIER_WALK_LIMIT = 4096  # most tokens a tiered mask walks from the state itself
+_PROBE_BYTE = ord("e")
 
 
 class TokenArrays:
@@ -68,12 +71,23 @@ class TokenArrays:
         bounds = [0] + self.tiers
         self.tier_masks = [self.bits_of(self.ids[(self.lengths >= lo) & (self.lengths < hi)]) for lo, hi in zip(bounds, bounds[1:])]
         self.longer_than = [int((self.lengths >= h).sum()) for h in self.tiers]
+        self._loop_splits: dict[tuple[int, bytes], LoopSplit | None] = {}
+        self._lock = threading.Lock()
 
     def bits_of(self, ids: np.ndarray) -> np.ndarray:
         """A packed mask (little bit order) with the bits of ``ids`` set."""
         flags = np.zeros(self.size, dtype=bool)
         flags[ids] = True
         return np.packbits(flags, bitorder="little")
+
+    def loop_split(self, kind: int, leaving: np.ndarray) -> LoopSplit | None:
+        """The vocabulary split for a loop (:mod:`structgen.index.loop_split`),
+        made on first use; states of all grammars over this vocabulary share it."""
+        key = (kind, leaving.tobytes())
+        with self._lock:
+            if key not in self._loop_splits:
+                self._loop_splits[key] = split_tokens(self, leaving, kind)
+            return self._loop_splits[key]
 
     @classmethod
     def of(cls, vocab) -> "TokenArrays":
@@ -154,33 +168,19 @@ class TokenIndex:
     def _walk(self, state: int, min_len: int = 0) -> np.ndarray:
         """Packed mask of the regular tokens allowed in ``state`` (EOS not
         included); with ``min_len``, exact for the tokens of at least that
-        many bytes and a subset of the truth for the others.
-
-        The compiled walk (:func:`~structgen.index.kernels.walk_trie`)
-        derives what it needs as it goes; if the DFA needs Python for that
-        (a rule body, more room) it sets aside the subtrees it has not
-        settled, the DFA fixes the cause, and the walk goes on with them."""
+        many bytes and a subset of the truth for the others. A state that
+        loops on most bytes walks only the tokens that leave the loop
+        (:mod:`structgen.index.loop_split`)."""
         a = self.arrays
         if state == DEAD:
             return np.zeros_like(a.regular_bits)
-        trie = a.trie
-        buf = trie.buffers()
-        (work_node, work_parent), (set_node, set_parent) = buf.work, buf.deferred
-        n = trie.n_top
-        work_node[:n] = np.arange(n)
-        work_parent[:n] = state
-        counts = np.zeros(4, dtype=np.int64)
-        while n:
-            n, _ = self.dfa.call(
-                walk_trie,
-                trie.node_byte, trie.node_lo, trie.node_hi, trie.node_term, trie.first_child, trie.n_children,
-                trie.subtree_bytes, trie.subtree_utf8, trie.subtree_maxlen,
-                state, _SMALL_SUBTREE, min_len,
-                work_node, work_parent, n, *buf.levels,
-                buf.allowed, buf.rejected, counts,
-                set_node, set_parent,
-            )  # fmt: skip
-            work_node, work_parent, set_node, set_parent = set_node, set_parent, work_node, work_parent
+        split = self._loop_split(state) if min_len == 0 else None
+        if split is not None:
+            buf, counts = self._walk_trie(split.trie, state, 0)
+            bits = split.kept.copy()
+            write_bits(buf.allowed, counts[0], split.ids, split.trie.lengths, 0, bits, True)
+            return bits
+        buf, counts = self._walk_trie(a.trie, state, min_len)
         n_allowed, n_rejected, allowed_total, rejected_total = counts.tolist()
         if min_len == 0 and rejected_total < allowed_total:
             # Every position is in one of the two lists: clear the shorter one.
@@ -190,6 +190,40 @@ class TokenIndex:
             bits = np.zeros_like(a.regular_bits)
             write_bits(buf.allowed, n_allowed, a.ids, a.lengths, min_len, bits, True)
         return bits
+
+    def _loop_split(self, state: int) -> LoopSplit | None:
+        """The split for ``state``'s loop, if it loops on a probe byte (a
+        letter: inside strings it does; between values, where a split would
+        not pay, it does not, and the loop bytes are not worth deriving)."""
+        if self.dfa.step(state, _PROBE_BYTE) != state:
+            return None
+        return self.arrays.loop_split(*self.dfa.loop_bytes(state))
+
+    def _walk_trie(self, trie: ByteTrie, state: int, min_len: int):
+        """The compiled walk (:func:`~structgen.index.kernels.walk_trie`) of
+        ``trie`` from ``state``: the walk buffers with the allowed and
+        rejected position ranges, and their counts. The walk derives what it
+        needs as it goes; if the DFA needs Python for that (a rule body, more
+        room) it sets aside the subtrees it has not settled, the DFA fixes
+        the cause, and the walk goes on with them."""
+        buf = trie.buffers()
+        (work_node, work_parent), (set_node, set_parent) = buf.work, buf.deferred
+        n = trie.n_top
+        work_node[:n] = np.arange(n)
+        work_parent[:n] = state
+        counts = np.zeros(4, dtype=np.int64)
+        while n:
+            n, _ = self.dfa.call(
+                walk_trie,
+                trie.node_byte, trie.node_lo, trie.node_hi, trie.node_ending, trie.first_child, trie.n_children,
+                trie.subtree_bytes, trie.subtree_utf8, trie.subtree_maxlen,
+                state, _SMALL_SUBTREE, min_len,
+                work_node, work_parent, n, *buf.levels,
+                buf.allowed, buf.rejected, counts,
+                set_node, set_parent,
+            )  # fmt: skip
+            work_node, work_parent, set_node, set_parent = set_node, set_parent, work_node, work_parent
+        return buf, counts
 
     def _pack(self, state: int, bits: np.ndarray) -> np.ndarray:
         """The cached form of a mask: EOS added exactly in accepting states."""

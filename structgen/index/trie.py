@@ -3,7 +3,8 @@
 The strings (tokens, or the token suffixes of :mod:`structgen.index.loop_skip`)
 are sorted lexicographically; a string's *position* is its index in that
 order, so the strings below any node are the contiguous positions
-``[lo, hi)``. Nodes are numbered breadth-first: the children of a node are
+``[lo, hi)``, and the ``ending`` strings that end at the node (equal strings
+share their nodes) are the first of them. Nodes are numbered breadth-first: the children of a node are
 the consecutive ids ``first_child .. first_child + n_children``, in byte
 order, and the top nodes are ``0 .. n_top``.
 
@@ -15,7 +16,9 @@ waits for the last one's memory read; the same walks took twice as long.
 
 Per node the trie also keeps what lets a walk settle a whole subtree at once:
 the bytes used below it, the longest string below it, and whether every
-string below is whole UTF-8 and the node ends on a character boundary.
+string below is whole UTF-8 and the node ends on a character boundary. Per
+string it keeps its bytes (``flat`` from ``offsets``) and how much of it is
+whole UTF-8.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import threading
 
 import numpy as np
 
-from structgen.index.kernels import preorder_trie, subtree_facts
+from structgen.index.kernels import preorder_trie, subtree_facts, utf8_prefixes
 
 _CONTINUATION = (0x80, 0xBF)
 
@@ -36,16 +39,17 @@ class ByteTrie:
         n = len(strings)
         self.size = n
         self.lengths = np.fromiter((len(s) for s in strings), dtype=np.int64, count=n)
-        offsets = np.zeros(n, dtype=np.int64)
+        self.offsets = offsets = np.zeros(n, dtype=np.int64)
         np.cumsum(self.lengths[:-1], out=offsets[1:])
-        flat = np.frombuffer(b"".join(strings), dtype=np.uint8)
+        self.flat = flat = np.frombuffer(b"".join(strings), dtype=np.uint8)
         self.max_len = int(self.lengths.max(initial=0))
         lcp = np.zeros(n, dtype=np.int64)
         if n > 1:
             padded = np.full((n, self.max_len + 1), -1, dtype=np.int16)
             padded[np.arange(self.max_len + 1)[None, :] < self.lengths[:, None]] = flat
-            lcp[1:] = np.argmax(padded[1:] != padded[:-1], axis=1)
-        byte, depth, end, parent, lo, term = preorder_trie(self.lengths, lcp, offsets, flat)
+            differ = padded[1:] != padded[:-1]
+            lcp[1:] = np.where(differ.any(axis=1), np.argmax(differ, axis=1), self.lengths[1:])
+        byte, depth, end, parent, lo, ending = preorder_trie(self.lengths, lcp, offsets, flat)
         # Breadth-first ids: by depth, and within a depth in preorder, which
         # keeps siblings together (no node of another parent lies between them).
         order = np.argsort(depth, kind="stable")
@@ -55,7 +59,7 @@ class ByteTrie:
         self.node_byte = byte[order]
         self.node_lo = lo[order]
         self.node_hi = lo[end[order]]
-        self.node_term = term[order]
+        self.node_ending = ending[order]
         depth = depth[order]
         pre_parent = parent[order]
         parent = np.where(pre_parent >= 0, rank[np.maximum(pre_parent, 0)], -1).astype(np.int32)
@@ -67,11 +71,15 @@ class ByteTrie:
         owner = np.repeat(np.arange(n), self.lengths)
         bits = np.zeros((n, 256), dtype=bool)
         bits[owner, flat] = True
+        self.strings_with_byte = bits.sum(axis=0)
         token_sets = np.packbits(bits, axis=1, bitorder="little").view(np.uint64)
-        self.subtree_bytes, self.subtree_maxlen = subtree_facts(parent, self.node_term, self.lengths, token_sets)
+        self.subtree_bytes, self.subtree_maxlen = subtree_facts(parent, self.node_lo, self.node_ending, self.lengths, token_sets)
         # The string the node was made for is its first; the byte after the
         # node's prefix in it must not be a continuation byte.
-        whole_utf8 = np.fromiter((_is_utf8(s) for s in strings), dtype=bool, count=n)
+        # Per string: its longest prefix of whole UTF-8 characters, and whether
+        # the rest is a character cut off by the end of the string.
+        self.utf8_prefix, self.utf8_cut_off = utf8_prefixes(flat, offsets, self.lengths)
+        whole_utf8 = self.utf8_prefix == self.lengths
         first = self.node_lo
         longer = self.lengths[first] > depth
         next_byte = flat[np.minimum(offsets[first] + depth, len(flat) - 1)] if n else np.zeros(0, np.uint8)
@@ -99,11 +107,3 @@ class WalkBuffers:
         self.deferred = (np.empty(max(num_nodes, 1), np.int32), np.empty(max(num_nodes, 1), np.int64))
         self.allowed = np.empty((max(num_nodes, 1), 2), np.int32)
         self.rejected = np.empty((max(num_nodes, 1), 2), np.int32)
-
-
-def _is_utf8(b: bytes) -> bool:
-    try:
-        b.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
