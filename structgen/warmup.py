@@ -5,8 +5,8 @@ The compiled core takes about a minute to compile and is then loaded from
 numba's on-disk cache in about a second; without this step the first
 generation or test run would pay the minute. A small schema over a
 vocabulary of single bytes and a few words reaches every kernel entry
-point: rule interning, derivation, table growth, the trie walk, loop bytes
-and mask writing.
+point: rule interning, derivation, table growth, the trie walk, loop bytes,
+loop splits and mask writing.
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ import time
 
 _SCHEMA = {
     "type": "object",
-    "properties": {"name": {"type": "string", "maxLength": 40}, "tags": {"type": "array", "items": {"enum": ["a", "b"]}}},
+    "properties": {
+        "name": {"type": "string", "maxLength": 40},
+        "note": {"type": "string"},
+        "tags": {"type": "array", "items": {"enum": ["a", "b"]}},
+    },
     "required": ["name"],
 }
 
@@ -25,8 +29,11 @@ def warm_up() -> None:
     from structgen.compile import compile_json_schema
     from structgen.vocab import Vocabulary
 
-    words = [b'{"name": "', b"hello", b"\xc3\xa9t\xc3\xa9", b'", "tags": ["', b'a"', b"]}"]
-    tokens = [bytes([b]) for b in range(256)] + words + [b""]
+    words = [b'{"name": "', b"hello", b"\xc3\xa9t\xc3\xa9", b'", "note": "', b"hi", b'", "tags": ["', b'a"', b"]}"]
+    # Filler words, so that few enough tokens leave a string's loop for it
+    # to be split (see structgen.index.loop_split).
+    filler = [b"w%d" % i for i in range(1000)]
+    tokens = [bytes([b]) for b in range(256)] + words + filler + [b""]
     vocab = Vocabulary.from_token_bytes(tokens, eos_ids=[len(tokens) - 1], name="warm-up")
     matcher = compile_json_schema(_SCHEMA, vocab, whitespace="flexible").matcher()
     for token in range(256, 256 + len(words)):

@@ -65,10 +65,8 @@ def split_tokens(arrays, leaving: np.ndarray, kind: int) -> LoopSplit | None:
     positions = np.flatnonzero(left)
     if len(positions) > limit:
         return None
-    flat, offsets, lengths = trie.flat, trie.offsets, trie.lengths
-    suffixes = sorted(
-        (flat[offsets[p] + cut[p] : offsets[p] + lengths[p]].tobytes(), int(arrays.ids[p])) for p in positions.tolist()
-    )
+    strings = arrays.strings
+    suffixes = [strings[p][c:] for p, c in zip(positions.tolist(), cut[positions].tolist())]
+    order = sorted(range(len(suffixes)), key=suffixes.__getitem__)
     kept = arrays.bits_of(arrays.ids[~left])
-    ids = np.fromiter((i for _, i in suffixes), dtype=np.int64, count=len(suffixes))
-    return LoopSplit(kept, ByteTrie([s for s, _ in suffixes]), ids)
+    return LoopSplit(kept, ByteTrie([suffixes[i] for i in order]), arrays.ids[positions[order]])

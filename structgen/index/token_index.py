@@ -47,15 +47,16 @@ class TokenArrays:
 
     Only *regular* tokens (non-special, at least one byte) are included, in
     the :class:`~structgen.index.trie.ByteTrie` of their bytes; a token's
-    *position* is its index in the trie's sorted order and
-    ``ids[position]`` its token id.
+    *position* is its index in the trie's sorted order, ``ids[position]``
+    its token id and ``strings[position]`` its bytes.
     """
 
     def __init__(self, vocab) -> None:
         token_bytes = vocab.token_bytes
         special = vocab.special_ids
         regular = sorted((b, i) for i, b in enumerate(token_bytes) if b and i not in special)
-        self.trie = ByteTrie([b for b, _ in regular])
+        self.strings = [b for b, _ in regular]
+        self.trie = ByteTrie(self.strings)
         self.size = len(token_bytes)
         self.ids = np.fromiter((i for _, i in regular), dtype=np.int64, count=len(regular))
         self.lengths = self.trie.lengths
