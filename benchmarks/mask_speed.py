@@ -11,9 +11,14 @@ document token by token and time the mask of every state visited:
 - *cached*: the second request for the same state (a dictionary lookup).
 
 States are grouped by where the document is: inside a string, inside a
-number, or between values (structural).
+number, or between values (structural). Two regexes whose full DFAs would
+be huge (``(a|b)*a(a|b){25}``: 2^26 states; ``[a-z]{1,2000}``) are timed
+the same way, compile included: only the states visited are built. Each state's time is the median of
+``--repeat`` runs (fresh grammars each time): one machine hiccup does not
+make a p99, and what a process pays once (loading the kernels, making a
+loop split) shows in no figure.
 
-    .venv/bin/python benchmarks/mask_speed.py [--out benchmarks/results]
+    .venv/bin/python benchmarks/mask_speed.py [--out benchmarks/results] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import datetime
 import json
 import platform
+import random
 import sys
 import time
 from pathlib import Path
@@ -30,6 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from structgen.frontends.regex import regex_to_expr  # noqa: E402
 from structgen.grammar import ir  # noqa: E402
 from structgen.index.token_index import TokenArrays  # noqa: E402
 from structgen.matcher import CompiledGrammar  # noqa: E402
@@ -105,6 +112,38 @@ def measure(tokenizer, grammar_ir: ir.Grammar, vocab: Vocabulary) -> dict[str, d
     return samples
 
 
+_AB = random.Random(0)
+HUGE = [  # (a|b) text at random, so that states do not repeat
+    (r"(a|b)*a(a|b){25}", "".join(_AB.choice("ab") for _ in range(60)) + "a" + "".join(_AB.choice("ab") for _ in range(25))),
+    (r"[a-z]{1,2000}", "hello" * 300),
+]
+
+
+def measure_huge(tokenizer, vocab: Vocabulary) -> dict[str, dict[str, list[float]]]:
+    """Compile time and the cold mask of every state met reading a sample."""
+    samples: dict[str, dict[str, list[float]]] = {}
+    for pattern, text in HUGE:
+        t0 = time.perf_counter()
+        grammar = CompiledGrammar(ir.Grammar.from_expr(regex_to_expr(pattern)), vocab)
+        compile_s = time.perf_counter() - t0
+        m = grammar.matcher()
+        cold = []
+        for tok in tokenizer.encode(text, add_special_tokens=False):
+            t0 = time.perf_counter()
+            m.allowed_bitmask()
+            cold.append(time.perf_counter() - t0)
+            assert m.advance(tok)
+        assert m.is_accepting()
+        samples[pattern] = {"compile": [compile_s], "cold": cold}
+    return samples
+
+
+def median_per_state(runs):
+    """Per context and measure, each state's median over the runs (every run
+    reads the same documents, so its samples come in the same order)."""
+    return {kind: {what: list(np.median([run[kind][what] for run in runs], axis=0)) for what in by} for kind, by in runs[0].items()}
+
+
 def summarize(samples) -> list[dict]:
     rows = []
     for kind, by in sorted(samples.items()):
@@ -128,6 +167,7 @@ def summarize(samples) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per state; the median is reported")
     args = parser.parse_args()
     tok = llama3()
     vocab = Vocabulary.from_tokenizer(tok)
@@ -139,17 +179,25 @@ def main() -> None:
         f"# Mask speed, Llama-3 vocabulary ({len(vocab)} tokens)",
         "",
         f"Run {datetime.date.today()} on {platform.processor() or platform.machine()}, "
-        f"Python {platform.python_version()}, one thread. `python benchmarks/mask_speed.py`.",
+        f"Python {platform.python_version()}, one thread. `python benchmarks/mask_speed.py`; "
+        f"each state's time is the median of {args.repeat} runs.",
         f"Vocabulary arrays and trie built once per vocabulary in {arrays_s * 1e3:.0f} ms.",
         "",
     ]
     results = {}
     for label, max_len in (("unbounded strings", None), ("strings with maxLength 300", 300)):
-        rows = summarize(measure(tok, json_like_grammar(max_len), vocab))
+        runs = [measure(tok, json_like_grammar(max_len), vocab) for _ in range(args.repeat)]
+        rows = summarize(median_per_state(runs))
         results[label] = rows
         lines += [f"## {label}", "", "| context | measure | states | p50 µs | p99 µs | max µs |", "|---|---|---:|---:|---:|---:|"]
         lines += [f"| {r['context']} | {r['measure']} | {r['n']} | {r['p50_us']} | {r['p99_us']} | {r['max_us']} |" for r in rows]
         lines.append("")
+    rows = summarize(median_per_state([measure_huge(tok, vocab) for _ in range(args.repeat)]))
+    results["huge DFAs"] = rows
+    lines += ["## regexes with huge DFAs", "", "| regex | measure | n | p50 µs | p99 µs | max µs |", "|---|---|---:|---:|---:|---:|"]
+    bar = "\\|"  # a regex's | inside a table cell
+    lines += [f"| `{r['context'].replace('|', bar)}` | {r['measure']} | {r['n']} | {r['p50_us']} | {r['p99_us']} | {r['max_us']} |" for r in rows]
+    lines.append("")
     text = "\n".join(lines)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)

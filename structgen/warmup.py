@@ -26,6 +26,7 @@ _SCHEMA = {
 
 def warm_up() -> None:
     # imported here: importing the compiled core is what compiles most of it
+    from structgen.automaton import derivatives as core
     from structgen.compile import compile_json_schema
     from structgen.vocab import Vocabulary
 
@@ -35,7 +36,13 @@ def warm_up() -> None:
     filler = [b"w%d" % i for i in range(1000)]
     tokens = [bytes([b]) for b in range(256)] + words + filler + [b""]
     vocab = Vocabulary.from_token_bytes(tokens, eos_ids=[len(tokens) - 1], name="warm-up")
-    matcher = compile_json_schema(_SCHEMA, vocab, whitespace="flexible").matcher()
+    grammar = compile_json_schema(_SCHEMA, vocab, whitespace="flexible")
+    # Entry points a small grammar does not need: a full transition row (the
+    # byte-level API) and growing the store (bigger grammars; here nothing
+    # is full enough to grow, so it changes nothing).
+    grammar.dfa.complete_row(grammar.dfa.start)
+    core.grow(grammar.dfa.store)
+    matcher = grammar.matcher()
     for token in range(256, 256 + len(words)):
         matcher.allowed_mask()
         if not matcher.advance(token):
