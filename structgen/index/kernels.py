@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit
 
 from structgen.automaton.derivatives import DEAD, UNKNOWN, ensure_loops, fill_class
+from structgen.grammar import utf8
 
 
 @njit(cache=True)
@@ -94,12 +95,33 @@ def subtree_facts(parent, lo, ending, lengths, token_sets):
     return sets, maxlen
 
 
+def _utf8_lead_bytes():
+    """Per byte as the first of a character: how many continuation bytes
+    follow (-1: none can start one) and the range of the first of them (the
+    others are 0x80-0xBF), from the well-formed sequences of all scalar
+    values."""
+    need = np.full(256, -1, np.int64)
+    need[:0x80] = 0
+    lo, hi = np.zeros(256, np.int64), np.zeros(256, np.int64)
+    for seq in utf8.encode_ranges(utf8.remove_surrogates([(0x80, utf8.MAX_CODE_POINT)])):
+        for b in range(seq[0][0], seq[0][1] + 1):
+            assert need[b] == -1 or (lo[b], hi[b]) == seq[1], "one range after each lead byte"
+            need[b] = len(seq) - 1
+            lo[b], hi[b] = seq[1]
+    return need, lo, hi
+
+
+# Read by compiled code as constants.
+_LEAD_NEED, _SECOND_LO, _SECOND_HI = _utf8_lead_bytes()
+
+
 @njit(cache=True)
 def utf8_prefixes(flat, offsets, lengths):
     """Per string, the length of its longest prefix of whole, well-formed
     UTF-8 characters (as Python's strict decoder sees them: no overlong
     forms, surrogates or code points past U+10FFFF), and whether the rest
     is the start of such a character cut off by the string's end."""
+    lead_need, second_lo, second_hi = _LEAD_NEED, _SECOND_LO, _SECOND_HI
     n = len(lengths)
     whole = np.empty(n, np.int64)
     cut_off = np.zeros(n, np.bool_)
@@ -108,26 +130,10 @@ def utf8_prefixes(flat, offsets, lengths):
         j = 0
         while j < m:
             b = flat[s + j]
-            if b < 0x80:
-                j += 1
-                continue
-            lo, hi = 0x80, 0xBF
-            if 0xC2 <= b <= 0xDF:
-                need = 1
-            elif 0xE0 <= b <= 0xEF:
-                need = 2
-                if b == 0xE0:
-                    lo = 0xA0
-                elif b == 0xED:
-                    hi = 0x9F
-            elif 0xF0 <= b <= 0xF4:
-                need = 3
-                if b == 0xF0:
-                    lo = 0x90
-                elif b == 0xF4:
-                    hi = 0x8F
-            else:
+            need = lead_need[b]
+            if need < 0:
                 break
+            lo, hi = second_lo[b], second_hi[b]
             k = 1
             while k <= need and j + k < m:
                 c = flat[s + j + k]
