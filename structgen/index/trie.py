@@ -39,17 +39,28 @@ class ByteTrie:
         n = len(strings)
         self.size = n
         self.lengths = np.fromiter((len(s) for s in strings), dtype=np.int64, count=n)
-        self.offsets = offsets = np.zeros(n, dtype=np.int64)
-        np.cumsum(self.lengths[:-1], out=offsets[1:])
-        self.flat = flat = np.frombuffer(b"".join(strings), dtype=np.uint8)
+        self.offsets = np.zeros(n, dtype=np.int64)
+        np.cumsum(self.lengths[:-1], out=self.offsets[1:])
+        self.flat = np.frombuffer(b"".join(strings), dtype=np.uint8)
         self.max_len = int(self.lengths.max(initial=0))
+        # Per string: its longest prefix of whole UTF-8 characters, and whether
+        # the rest is a character cut off by the end of the string.
+        self.utf8_prefix, self.utf8_cut_off = utf8_prefixes(self.flat, self.offsets, self.lengths)
+        parent, depth = self._build_nodes()
+        self._gather_facts(parent, depth)
+        self._buffers = threading.local()
+
+    def _build_nodes(self):
+        """The node arrays, numbered breadth first; returns each node's
+        parent and depth, which only the facts need."""
+        n, lengths, flat = self.size, self.lengths, self.flat
         lcp = np.zeros(n, dtype=np.int64)
         if n > 1:
             padded = np.full((n, self.max_len + 1), -1, dtype=np.int16)
-            padded[np.arange(self.max_len + 1)[None, :] < self.lengths[:, None]] = flat
+            padded[np.arange(self.max_len + 1)[None, :] < lengths[:, None]] = flat
             differ = padded[1:] != padded[:-1]
-            lcp[1:] = np.where(differ.any(axis=1), np.argmax(differ, axis=1), self.lengths[1:])
-        byte, depth, end, parent, lo, ending = preorder_trie(self.lengths, lcp, offsets, flat)
+            lcp[1:] = np.where(differ.any(axis=1), np.argmax(differ, axis=1), lengths[1:])
+        byte, depth, end, parent, lo, ending = preorder_trie(lengths, lcp, self.offsets, flat)
         # Breadth-first ids: by depth, and within a depth in preorder, which
         # keeps siblings together (no node of another parent lies between them).
         order = np.argsort(depth, kind="stable")
@@ -60,33 +71,34 @@ class ByteTrie:
         self.node_lo = lo[order]
         self.node_hi = lo[end[order]]
         self.node_ending = ending[order]
-        depth = depth[order]
         pre_parent = parent[order]
         parent = np.where(pre_parent >= 0, rank[np.maximum(pre_parent, 0)], -1).astype(np.int32)
         self.n_children = np.bincount(parent[parent >= 0], minlength=self.num_nodes).astype(np.int32)
         # In preorder a node's first child directly follows it.
-        self.first_child = np.where(self.n_children > 0, rank[np.minimum(order + 1, max(self.num_nodes - 1, 0))], 0).astype(np.int32)
+        after = rank[np.minimum(order + 1, max(self.num_nodes - 1, 0))]
+        self.first_child = np.where(self.n_children > 0, after, 0).astype(np.int32)
+        depth = depth[order]
         self.n_top = int((depth == 1).sum())
+        return parent, depth
 
+    def _gather_facts(self, parent: np.ndarray, depth: np.ndarray) -> None:
+        """Per string the bytes it uses (and how many strings use each byte);
+        per node what a walk needs to settle its subtree at once."""
+        n, flat, offsets = self.size, self.flat, self.offsets
         owner = np.repeat(np.arange(n), self.lengths)
         bits = np.zeros((n, 256), dtype=bool)
         bits[owner, flat] = True
         self.strings_with_byte = bits.sum(axis=0)
-        token_sets = np.packbits(bits, axis=1, bitorder="little").view(np.uint64)
-        self.subtree_bytes, self.subtree_maxlen = subtree_facts(parent, self.node_lo, self.node_ending, self.lengths, token_sets)
+        string_bytes = np.packbits(bits, axis=1, bitorder="little").view(np.uint64)
+        self.subtree_bytes, self.subtree_maxlen = subtree_facts(parent, self.node_lo, self.node_ending, self.lengths, string_bytes)
         # The string the node was made for is its first; the byte after the
         # node's prefix in it must not be a continuation byte.
-        # Per string: its longest prefix of whole UTF-8 characters, and whether
-        # the rest is a character cut off by the end of the string.
-        self.utf8_prefix, self.utf8_cut_off = utf8_prefixes(flat, offsets, self.lengths)
-        whole_utf8 = self.utf8_prefix == self.lengths
         first = self.node_lo
         longer = self.lengths[first] > depth
         next_byte = flat[np.minimum(offsets[first] + depth, len(flat) - 1)] if n else np.zeros(0, np.uint8)
         aligned = ~longer | (next_byte < _CONTINUATION[0]) | (next_byte > _CONTINUATION[1])
-        not_utf8_before = np.concatenate([[0], np.cumsum(~whole_utf8)])
+        not_utf8_before = np.concatenate([[0], np.cumsum(self.utf8_prefix != self.lengths)])
         self.subtree_utf8 = aligned & (not_utf8_before[self.node_hi] == not_utf8_before[first])
-        self._buffers = threading.local()
 
     def buffers(self) -> "WalkBuffers":
         """This thread's work arrays for walks of this trie."""
