@@ -18,6 +18,7 @@ from structgen.automaton.lazy_dfa import DEAD
 from structgen.compile import compile_json_schema
 from structgen.grammar import ir
 from structgen.index.kernels import utf8_prefixes
+from structgen.index import token_index
 from structgen.index.token_index import TokenArrays
 from structgen.matcher import CompiledGrammar
 from structgen.vocab import Vocabulary
@@ -203,6 +204,23 @@ def test_loop_split_masks_match_brute_force(name, tokenizer_name):
         here = m.copy()
         assert here.advance_bytes(data)
         assert np.array_equal(here.allowed_mask(), brute_force_mask(grammar, here.state)), data
+
+
+def test_loop_splits_kept_are_the_most_recent():
+    """A long-lived process meets many loops: only the most recently used
+    splits are kept, and one asked for again is the same object."""
+    tokens = [bytes([b]) for b in range(256)] + [b"w%d" % i for i in range(3000)]
+    arrays = TokenArrays.of(Vocabulary.from_token_bytes(tokens, eos_ids=[], name="loop-splits"))
+    first = np.zeros(4, dtype=np.uint64)
+    split = arrays.loop_split(1, first)
+    assert split is not None and arrays.loop_split(1, first) is split
+    for byte in range(1, 40):
+        leaving = first.copy()
+        leaving[byte >> 6] |= np.uint64(1) << np.uint64(byte & 63)
+        arrays.loop_split(1, leaving)
+    assert len(arrays._loop_splits) == token_index._KEPT_SPLITS
+    assert arrays.loop_split(1, leaving) is arrays.loop_split(1, leaving)
+    assert arrays.loop_split(1, first) is not split  # evicted, made again
 
 
 KEY_SCHEMA = {

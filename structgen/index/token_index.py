@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import OrderedDict
 
 import numpy as np
 
@@ -40,6 +41,7 @@ _SMALL_SUBTREE = 64
 _LENGTH_TIERS = (8, 16, 32, 64)
 _TIER_WALK_LIMIT = 4096  # most tokens a tiered mask walks from the state itself
 _PROBE_BYTE = ord("e")
+_KEPT_SPLITS = 16
 
 
 class TokenArrays:
@@ -72,7 +74,7 @@ class TokenArrays:
         bounds = [0] + self.tiers
         self.tier_masks = [self.bits_of(self.ids[(self.lengths >= lo) & (self.lengths < hi)]) for lo, hi in zip(bounds, bounds[1:])]
         self.longer_than = [int((self.lengths >= h).sum()) for h in self.tiers]
-        self._loop_splits: dict[tuple[int, bytes], LoopSplit | None] = {}
+        self._loop_splits: OrderedDict[tuple[int, bytes], LoopSplit | None] = OrderedDict()
         self._lock = threading.Lock()
 
     def bits_of(self, ids: np.ndarray) -> np.ndarray:
@@ -83,12 +85,19 @@ class TokenArrays:
 
     def loop_split(self, kind: int, leaving: np.ndarray) -> LoopSplit | None:
         """The vocabulary split for a loop (:mod:`structgen.index.loop_split`),
-        made on first use; states of all grammars over this vocabulary share it."""
+        made on first use; states of all grammars over this vocabulary share
+        it. The most recently used splits are kept (a split of a pattern's
+        loop can take a few MB, and a long-lived process meets many)."""
         key = (kind, leaving.tobytes())
+        splits = self._loop_splits
         with self._lock:
-            if key not in self._loop_splits:
-                self._loop_splits[key] = split_tokens(self, leaving, kind)
-            return self._loop_splits[key]
+            if key in splits:
+                splits.move_to_end(key)
+            else:
+                splits[key] = split_tokens(self, leaving, kind)
+                while len(splits) > _KEPT_SPLITS:
+                    splits.popitem(last=False)
+            return splits[key]
 
     @classmethod
     def of(cls, vocab) -> "TokenArrays":
