@@ -13,10 +13,11 @@ document token by token and time the mask of every state visited:
 States are grouped by where the document is: inside a string, inside a
 number, or between values (structural). Two regexes whose full DFAs would
 be huge (``(a|b)*a(a|b){25}``: 2^26 states; ``[a-z]{1,2000}``) are timed
-the same way, compile included: only the states visited are built. Each state's time is the median of
-``--repeat`` runs (fresh grammars each time): one machine hiccup does not
-make a p99, and what a process pays once (loading the kernels, making a
-loop split) shows in no figure.
+the same way, compile included: only the states visited are built.
+
+Each state's time is the median of ``--repeat`` runs (fresh grammars each
+time): one machine hiccup does not make a p99, and what a process pays once
+(loading the kernels, making a loop split) shows in no figure.
 
     .venv/bin/python benchmarks/mask_speed.py [--out benchmarks/results] [--repeat 3]
 """

@@ -934,7 +934,7 @@ def mask_equivalent(st, state, horizon):
 def _utf8_sequences():
     """Every well-formed multi-byte UTF-8 character, as byte-range sequences
     (``lo``/``hi`` per position, and the length), for the loop test."""
-    seqs = utf8.encode_ranges(utf8.remove_surrogates([(0x80, utf8.MAX_CODE_POINT)]))
+    seqs = utf8.multibyte_sequences()
     lo = np.zeros((len(seqs), 4), dtype=np.int64)
     hi = np.zeros((len(seqs), 4), dtype=np.int64)
     for i, seq in enumerate(seqs):

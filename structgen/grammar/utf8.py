@@ -55,6 +55,12 @@ def encode_ranges(ranges: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
     return out
 
 
+def multibyte_sequences() -> list[list[tuple[int, int]]]:
+    """The byte-range sequences of every well-formed multi-byte character
+    (all scalar values from U+0080, surrogates excluded)."""
+    return encode_ranges(remove_surrogates([(0x80, MAX_CODE_POINT)]))
+
+
 def _split_same_length(lo: int, hi: int, out: list) -> None:
     n = len(chr(lo).encode("utf-8", "surrogatepass"))
     for i in range(1, n):

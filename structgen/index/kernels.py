@@ -103,7 +103,7 @@ def _utf8_lead_bytes():
     need = np.full(256, -1, np.int64)
     need[:0x80] = 0
     lo, hi = np.zeros(256, np.int64), np.zeros(256, np.int64)
-    for seq in utf8.encode_ranges(utf8.remove_surrogates([(0x80, utf8.MAX_CODE_POINT)])):
+    for seq in utf8.multibyte_sequences():
         for b in range(seq[0][0], seq[0][1] + 1):
             assert need[b] == -1 or (lo[b], hi[b]) == seq[1], "one range after each lead byte"
             need[b] = len(seq) - 1
