@@ -403,6 +403,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         "tokenizer": args.tokenizer or DEFAULT_MODEL,
         "vocab_size": len(vocab.token_bytes),
         "rules": stats["rules"],
+        "rule_families": stats["rule_families"],
         "ir_nodes": stats["ir_nodes"],
         "byte_classes": stats["byte_classes"],
         "states_built": stats["states_built"],
@@ -425,7 +426,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
         f"spec:          {report['spec']}",
         f"tokenizer:     {report['tokenizer']} ({report['vocab_size']} tokens, {vocab.kind})",
         f"grammar:       {report['rules']} rule{'s' if report['rules'] != 1 else ''}, {report['ir_nodes']} IR nodes"
-        f" (start rule: {g.grammar.start})",
+        f" (start rule: {g.grammar.start})"
+        + (f"; {stats['rule_families']} rule families, {stats['family_states_built']} of their states built so far"
+           if stats["rule_families"] else ""),
         f"automaton:     {report['byte_classes']} byte classes; {report['states_built']} states built and "
         f"{report['masks_cached']} masks cached for the first mask (states are built lazily, as generation needs them)",
         f"time:          compile {_fmt_s(compile_s)}, first mask {_fmt_s(first_mask_s)}",

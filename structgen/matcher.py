@@ -43,6 +43,8 @@ class CompiledGrammar:
         """Sizes worth showing a user: IR nodes, DFA states and cached masks."""
         return {
             "rules": len(self.grammar.rules),
+            "rule_families": len(self.grammar.families),
+            "family_states_built": sum(f.built for f in self.grammar.families.values()),
             "ir_nodes": self.grammar.size(),
             "byte_classes": self.dfa.num_classes,
             "states_built": self.dfa.num_states,

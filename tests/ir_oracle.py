@@ -23,7 +23,7 @@ from structgen.grammar.ir import Expr, Grammar
 
 class _Oracle:
     def __init__(self, grammar: Grammar, data: bytes) -> None:
-        self.rules = grammar.rules
+        self.rules = grammar.materialized().rules  # family states as ordinary rules
         self.data = bytes(data)
         self.n = len(self.data)
         self.ends_memo: dict[tuple[int, int], frozenset[int]] = {}

@@ -8,6 +8,7 @@ changed after the frontend attached a graph.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from structgen.automaton.lazy_dfa import DEAD, LazyDFA
 from structgen.errors import GrammarError
 from structgen.grammar import analysis, ir
 from structgen.grammar.analysis import RuleGraph
+from structgen.grammar.families import RuleFamily
 
 RULES = ["r0", "r1", "r2", "r3"]
 
@@ -108,6 +110,48 @@ def test_rule_graph_matches_a_naive_fixpoint(bs):
     assert dict(zip(sub.names, sub.nullable)) == {n: v for n, v in zip(graph.names, graph.nullable) if n in reach}
     assert dict(zip(sub.names, sub.productive)) == {n: v for n, v in zip(graph.names, graph.productive) if n in reach}
     assert all(sub.names[t] in reach for targets in sub.edges for t in targets)
+
+
+class _Counter(RuleFamily):
+    """States 0..4: "a" steps up (4 loops on itself), "b" (an unproductive
+    rule in state 1) jumps to 3; it may end in the states of ``ends``."""
+
+    def __init__(self, ends):
+        super().__init__("c", ir.alt(ir.literal("a"), ir.ref("never")), 5)
+        self.ends = ends
+
+    def moves(self, key):
+        steps = [(ir.literal("a"), min(key + 1, 4))]
+        if key == 1:
+            steps.append((ir.ref("never"), 3))
+        return key in self.ends, steps
+
+
+@pytest.mark.parametrize("ends", [set(), {4}, {3}, {0, 2}])
+def test_family_states_have_the_values_of_their_spelled_out_rules(ends):
+    family = _Counter(ends)
+    rules = {"start": ir.seq(ir.literal("<"), family.ref(0)), "never": ir.seq(ir.literal("x"), ir.ref("never"))}
+    g = ir.Grammar(rules, families={"c": family})
+    full = g.materialized()
+    assert set(full.rules) == {"start", "never", "c/0", "c/1", "c/2", "c/3", "c/4"}
+    graph, full_graph = g.rule_graph(), full.rule_graph()
+    assert graph.edges[graph.index["start"]] == [graph.index["never"]]
+    for key in range(5):
+        i = full_graph.index[family.name(key)]
+        assert graph.is_productive.of(family.ref(key)) == full_graph.is_productive(i)
+        assert graph.is_nullable.of(family.ref(key)) == full_graph.is_nullable(i)
+    dfa, full_dfa = LazyDFA(g), LazyDFA(full)
+    for text in [b"<", b"<a", b"<aa", b"<aaa", b"<aaaaaa", b"<ab", b"<abx", b"<aab"]:
+        s, t = dfa.walk(dfa.start, text), full_dfa.walk(full_dfa.start, text)
+        assert (s == DEAD) == (t == DEAD), text
+        assert s == DEAD or dfa.is_accepting(s) == full_dfa.is_accepting(t), text
+
+
+def test_undefined_family_states_are_errors():
+    family = _Counter({4})
+    for name in ("c/5", "c/x", "d/0"):
+        with pytest.raises(GrammarError, match="undefined rule"):
+            RuleGraph({"start": ir.ref(name)}, {"c": family})
 
 
 def test_automaton_rebuilds_a_graph_that_no_longer_describes_the_rules():

@@ -548,6 +548,60 @@ def test_any_order_with_counts():
     assert_sound(s, seed=16)
 
 
+def _walk_agrees(a: LazyDFA, b: LazyDFA, text: bytes) -> None:
+    sa, sb = a.start, b.start
+    for i in range(len(text) + 1):
+        assert (sa == DEAD) == (sb == DEAD), text[:i]
+        if sa == DEAD:
+            return
+        assert a.is_accepting(sa) == b.is_accepting(sb), text[:i]
+        if i < len(text):
+            sa, sb = a.step(sa, text[i]), b.step(sb, text[i])
+
+
+@pytest.mark.parametrize("schema", [
+    {"properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {}}, "required": ["b"]},
+    {"properties": {"a": {}, "b": {}, "c": {}}, "minProperties": 2, "maxProperties": 3,
+     "additionalProperties": {"type": "integer"}},
+    {"properties": {"a": {}, "b": {"not": {}}, "c": {"type": "null"}}, "additionalProperties": False},
+    {"properties": {"a": {"$ref": "#"}, "b": {"type": "integer"}}, "required": ["b"]},
+    {"properties": {"a": {"properties": {"x": {}, "y": {}}, "required": ["y"]}, "b": {}}, "maxProperties": 1},
+])
+def test_any_order_family_agrees_with_its_materialized_grammar(schema):
+    """Object states are a rule family built on demand; spelled out as
+    ordinary rules they must give the same automaton and the same facts."""
+    g = json_schema_to_grammar(schema, whitespace="compact")
+    assert g.families
+    full = g.materialized()
+    assert not full.families and len(full.rules) > len(g.rules)
+    lazy_dfa, full_dfa = LazyDFA(g), LazyDFA(full)
+    graph, full_graph = g.rule_graph(), full.rule_graph()
+    for name in full.rules:
+        if name not in g.rules:
+            node = ir.ref(name)
+            i = full_graph.index[name]
+            assert graph.is_productive.of(node) == full_graph.is_productive(i), name
+            assert graph.is_nullable.of(node) == full_graph.is_nullable(i), name
+    rnd = random.Random(7)
+    keys = ["a", "b", "c", "x", "a"]
+    values = ["1", "null", '"s"', "{}", '{"b":2}', '{"y":1}']
+    for _ in range(300):
+        members = [f'"{rnd.choice(keys)}":{rnd.choice(values)}' for _ in range(rnd.randrange(5))]
+        _walk_agrees(lazy_dfa, full_dfa, ("{" + ",".join(members) + "}").encode())
+    for doc in random_documents(full_dfa, 30, seed=3) + random_documents(lazy_dfa, 30, seed=4):
+        _walk_agrees(lazy_dfa, full_dfa, doc)
+
+
+def test_any_order_states_are_built_where_a_document_goes():
+    props = {k: {"type": "integer"} for k in "abcdef"}
+    g = json_schema_to_grammar({"properties": props}, whitespace="compact")
+    (family,) = g.families.values()
+    assert family.size == 128  # 2**6 sets of declared members seen, times "undeclared seen or not"
+    d = LazyDFA(g)
+    assert d.is_accepting(d.walk(d.start, b'{"c":1,"a":2}'))
+    assert family.built <= 4
+
+
 def test_additional_properties():
     s = {"properties": {"a": {}}, "additionalProperties": False}
     check(s, [{}, {"a": [1]}], [{"b": 1}])

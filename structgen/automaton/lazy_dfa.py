@@ -92,7 +92,14 @@ class LazyDFA:
         self._ir_node: dict[int, int] = {}  # id(IR node) -> node; the grammar keeps the IR alive
         with deep_recursion():
             self._check_left_recursion(graph)
-        self.store = core.new_store(len(graph.bodies), self.byte_class, [m[0] for m in members], max_states, max_nodes)
+        # a family's states get the rule numbers after the grammar's rules, a block per family
+        self._family_base: dict[str, int] = {}
+        self._family_rules: dict[int, tuple] = {}  # rule number -> (family, key), once referenced
+        num_rules = len(graph.bodies)
+        for prefix, family in graph.families.items():
+            self._family_base[prefix] = num_rules
+            num_rules += family.size
+        self.store = core.new_store(num_rules, self.byte_class, [m[0] for m in members], max_states, max_nodes)
         self._keep_arrays()
         start = self._rule_index[grammar.start]
         self._intern_rule(start)
@@ -149,8 +156,13 @@ class LazyDFA:
         """Intern the body of ``rule``, when a derivative first reaches it,
         so that a big schema pays only for the rules a generation visits."""
         ops = _Ops()
+        if rule < len(self._graph.bodies):
+            body = self._graph.bodies[rule]
+        else:
+            family, key = self._family_rules[rule]
+            body = family.body(key)
         with deep_recursion():  # rule values are solved as references are met
-            root = self._flatten(self._graph.bodies[rule], ops)
+            root = self._flatten(body, ops)
         kinds, a, lo, hi, words, kids, kid_start = ops.arrays()
         out = np.empty(len(kinds), dtype=np.int64)
         self.call_until_done(core.intern_ops, kinds, a, lo, hi, words, kids, kid_start, out)
@@ -199,13 +211,29 @@ class LazyDFA:
         if kind == "ref":
             idx = self._rule_index.get(e[1])
             if idx is None:
-                raise GrammarError(f"reference to undefined rule {e[1]!r}")
+                return self._family_ref_op(e, ops)
             if not self._graph.is_productive(idx):
                 return ops.add(core.NOTHING)
             return ops.add(core.REF, a=idx, lo=int(self._graph.is_nullable(idx)), hi=int(idx in self._rules_with_and))
         if kind in ("eps", "nothing"):
             return ops.add(_IR_KIND[kind])
         raise GrammarError(f"unknown IR node kind {kind!r}")
+
+    def _family_ref_op(self, e: Expr, ops: "_Ops") -> int:
+        """The op of a reference to a family's state: its rule number is the
+        family's block plus the key; its facts come from the family."""
+        graph = self._graph
+        state = graph.family_state(e[1])
+        if state is None:
+            raise GrammarError(f"reference to undefined rule {e[1]!r}")
+        family, key = state
+        if not graph.is_productive.of(e):
+            return ops.add(core.NOTHING)
+        idx = self._family_base[family.prefix] + key
+        self._family_rules[idx] = state
+        refs, has_and = graph.family_facts[family.prefix]
+        reaches_and = has_and or any(graph.index[n] in self._rules_with_and for n in refs)
+        return ops.add(core.REF, a=idx, lo=int(graph.is_nullable.of(e)), hi=int(reaches_and))
 
     def _words(self, ranges) -> np.ndarray:
         """The byte classes of a byte set, as four 64-bit words."""
@@ -258,7 +286,13 @@ class LazyDFA:
         if kind == "bytes" or kind == "eps" or kind == "nothing":  # leaves: no call, no memo
             return _NO_REFS
         if kind == "ref":
-            return frozenset((self._rule_index[e[1]],))
+            idx = self._rule_index.get(e[1])
+            if idx is None:  # a family's state leads with what the family is made of
+                state = self._graph.family_state(e[1])
+                if state is None:
+                    raise GrammarError(f"reference to undefined rule {e[1]!r}")
+                return self._leading_refs(state[0].deps, memo)
+            return frozenset((idx,))
         got = memo.get(id(e))
         if got is not None:
             return got

@@ -20,6 +20,7 @@ from structgen.frontends import charlang, json_text
 from structgen.frontends.json_combinators import _CannotNegate
 from structgen.frontends.json_constraints import Branch
 from structgen.grammar import ir
+from structgen.grammar.families import RuleFamily
 from structgen.grammar.ir import EPS, NOTHING, alt, literal, opt, ref, rep, seq
 
 MAX_LAYOUT_STATES = 20000  # object/array counting states
@@ -204,12 +205,12 @@ class ContainersMixin:
         return True
 
     def object_any_order(self, b: Branch, members: list, extra: ir.Expr) -> ir.Expr:
-        """Members in any order, each declared one at most once: one rule per
-        (set of declared members seen, undeclared members seen) state."""
+        """Members in any order, each declared one at most once: a state per
+        (set of declared members seen, undeclared members seen), as a rule
+        family built only where a generation goes (:class:`AnyOrderMembers`)."""
         n = len(members)
         has_extra = extra != NOTHING
-        min_props, max_props = b.min_props, b.max_props
-        req_mask = sum(1 << k for k, (_, r) in enumerate(members) if r)
+        min_props = b.min_props
         if min_props > n + (1 if has_extra else 0):
             if has_extra:
                 self.unsupported("minProperties", b.ptr,
@@ -218,31 +219,13 @@ class ContainersMixin:
             else:
                 self.reasons.add(b.ptr, "minProperties exceeds the properties allowed")
                 return NOTHING
-        # undeclared members are counted exactly for maxProperties, and as at
-        # most one distinct key for minProperties
-        e_cap = max_props if (max_props is not None and has_extra) else 1
-        def state_options(seen: int, e: int) -> list:
-            count = bin(seen).count("1")
-            sep = self.sep if (seen or e) else EPS
-            opts = []
-            if (seen or e) and seen & req_mask == req_mask and count + min(e, 1) >= min_props:
-                opts.append(EPS)
-            room = max_props is None or count + e < max_props
-            if room:
-                for k, (expr, _) in enumerate(members):
-                    if not seen >> k & 1:
-                        opts.append(seq(sep, expr, state(seen | 1 << k, e)))
-                if has_extra:
-                    opts.append(seq(sep, extra, state(seen, min(e + 1, e_cap))))
-            return opts
-
-        state = self.rule_family(state_options)
-        body = state(0, 0)
+        family = AnyOrderMembers(f"m{len(self.families)}", members, extra, self.sep, min_props, b.max_props)
+        self.families[family.prefix] = family
         open_, close = literal("{"), literal("}")
         opts = []
-        if req_mask == 0 and min_props == 0:
+        if family.required == 0 and min_props == 0:
             opts.append(seq(open_, self.ws, close))
-        opts.append(seq(open_, self.ws, body, self.ws, close))
+        opts.append(seq(open_, self.ws, family.ref(0), self.ws, close))
         return alt(*opts)
 
     def extra_member(self, b: Branch, parts, names: list) -> ir.Expr:
@@ -375,3 +358,39 @@ class ContainersMixin:
 
         E = self.rule_family(e_options) if has_extra else D
         return E(0, 0, 0, False)
+
+
+class AnyOrderMembers(RuleFamily):
+    """The non-empty member lists of an object whose members may come in any
+    order, each declared one at most once. A state is (set of declared
+    members seen, undeclared members seen); undeclared members are counted
+    exactly for ``maxProperties`` and as at most one distinct key for
+    ``minProperties``. Key ``seen * (cap + 1) + extras``; state 0 is the
+    start."""
+
+    def __init__(self, prefix: str, members: list, extra: ir.Expr, sep: ir.Expr,
+                 min_props: int, max_props: int | None) -> None:
+        self.exprs = [expr for expr, _ in members]
+        self.required = sum(1 << k for k, (_, req) in enumerate(members) if req)
+        self.has_extra = extra != NOTHING
+        self.min_props, self.max_props = min_props, max_props
+        self.cap = max_props if (max_props is not None and self.has_extra) else 1
+        self.first_parts = self.exprs
+        self.later_parts = [seq(sep, x) for x in self.exprs]
+        self.extra_parts = (extra, seq(sep, extra))
+        super().__init__(prefix, alt(sep, extra, *self.exprs), (1 << len(self.exprs)) * (self.cap + 1))
+
+    def moves(self, key: int):
+        seen, e = divmod(key, self.cap + 1)
+        count = bin(seen).count("1")
+        started = bool(seen or e)
+        ends = started and seen & self.required == self.required and count + min(e, 1) >= self.min_props
+        steps = []
+        if self.max_props is None or count + e < self.max_props:
+            parts = self.later_parts if started else self.first_parts
+            for k, part in enumerate(parts):
+                if not seen >> k & 1:
+                    steps.append((part, (seen | 1 << k) * (self.cap + 1) + e))
+            if self.has_extra:
+                steps.append((self.extra_parts[started], seen * (self.cap + 1) + min(e + 1, self.cap)))
+        return ends, steps

@@ -332,6 +332,7 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         self.notes: list[str] = []
         self.reasons = Reasons()
         self.rules: dict[str, ir.Expr] = {}
+        self.families: dict = {}  # rule families by prefix (json_layout.AnyOrderMembers)
         self.sink = charlang.RuleSink(self.rules, prefix="r")
         self.jenc = json_text.JsonCharEncoder(self.sink)
         self.norm_memo: dict = {}
@@ -365,7 +366,7 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
             raise UnsupportedSchemaError(e.keyword, e.ptr, e.detail) from None
         self.rules["start"] = seq(self.ws, body, self.ws)
         graph = self._trim()
-        return Grammar(self.rules, "start", list(dict.fromkeys(self.notes)), graph=graph)
+        return Grammar(self.rules, "start", list(dict.fromkeys(self.notes)), graph=graph, families=self.families)
 
     def _trim(self) -> RuleGraph:
         """Fail if the schema accepts nothing; drop the rules the start rule
@@ -373,7 +374,7 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         automaton to reuse. Rules with an empty language stay: the automaton
         never enters them, and finding them all would mean evaluating every
         rule (see :class:`~structgen.grammar.analysis.RuleGraph`)."""
-        graph = RuleGraph(self.rules)
+        graph = RuleGraph(self.rules, self.families)
         if not graph.is_productive(graph.index["start"]):
             where = "; ".join(f"{p}: {w}" for p, w in self.reasons.items[:5])
             raise UnsatisfiableSchemaError(

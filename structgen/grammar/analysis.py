@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from structgen.errors import GrammarError
+from structgen.grammar.families import SEPARATOR, RuleFamily, family_state
 from structgen.grammar.graph import strongly_connected_components
 from structgen.grammar.ir import Expr
 
@@ -40,32 +41,82 @@ class RuleGraph:
     body holds an intersection, ``has_and`` whether any does.
     """
 
-    def __init__(self, rules: dict[str, Expr]) -> None:
+    def __init__(self, rules: dict[str, Expr], families: "dict[str, RuleFamily] | None" = None) -> None:
         self.names = list(rules)
         self.bodies = list(rules.values())
         self.index = {name: i for i, name in enumerate(self.names)}
+        self.families = families or {}
         with _SUMMARY_LOCK:  # byte set numbers must not be reset in the middle of a walk
             if len(_summaries) >= _SUMMARY_LIMIT:
                 _summaries.clear()
                 _byte_set_bit.clear()
                 _byte_sets.clear()
             tops = [_summary(b) for b in self.bodies]
+            family_tops = {p: _summary(f.deps) for p, f in self.families.items()}
             bits = 0
-            for t in tops:
+            for t in tops + list(family_tops.values()):
                 bits |= t[2]
             self.byte_sets = _byte_sets_of(bits)
-        refs = [t[1] for t in tops]
-        self.contains_and = [t[3] for t in tops]
-        self.has_and = any(self.contains_and)
-        for name, names in zip(self.names, refs):
+        self.family_facts = self._family_facts(family_tops)
+        refs = []
+        self.contains_and = []
+        for name, t in zip(self.names, tops):
+            names, has_and = self._through_families(t[1], t[3])
             undefined = sorted(n for n in names if n not in self.index)
             if undefined:
                 raise GrammarError(f"rule {name!r} refers to undefined rule {undefined[0]!r}")
+            refs.append(names)
+            self.contains_and.append(has_and)
+        self.has_and = any(self.contains_and)
         self.edges = [sorted(self.index[n] for n in names) for names in refs]
         self.components = strongly_connected_components(self.edges)
         self.component_of = _component_of(self.components, len(self.names))
         self.is_nullable = _RuleFixpoint(self, nullable=True)
         self.is_productive = _RuleFixpoint(self, nullable=False)
+
+    def _through_families(self, names: frozenset, has_and: bool) -> tuple[frozenset, bool]:
+        """A body's references with each family state replaced by what the
+        family references (see :mod:`structgen.grammar.families`)."""
+        if not self.families or not any(SEPARATOR in n for n in names):
+            return names, has_and
+        out = set()
+        for n in names:
+            if SEPARATOR not in n:
+                out.add(n)
+                continue
+            state = family_state(self.families, n)
+            if state is None:
+                out.add(n)  # reported as undefined
+                continue
+            fam_refs, fam_and = self.family_facts[state[0].prefix]
+            out |= fam_refs
+            has_and = has_and or fam_and
+        return frozenset(out), has_and
+
+    def _family_facts(self, family_tops: dict) -> dict[str, tuple[frozenset, bool]]:
+        """Per family: the ordinary rules its bodies reference (through
+        nested families too) and whether they hold an intersection."""
+        facts: dict[str, tuple[frozenset, bool]] = {}
+        for prefix in self.families:
+            stack, seen = [prefix], {prefix}
+            names: set = set()
+            has_and = False
+            while stack:
+                top = family_tops[stack.pop()]
+                has_and = has_and or top[3]
+                for n in top[1]:
+                    state = family_state(self.families, n) if SEPARATOR in n else None
+                    if state is None:
+                        names.add(n)
+                    elif state[0].prefix not in seen:
+                        seen.add(state[0].prefix)
+                        stack.append(state[0].prefix)
+            facts[prefix] = (frozenset(names), has_and)
+        return facts
+
+    def family_state(self, name: str) -> "tuple[RuleFamily, int] | None":
+        """``(family, key)`` if ``name`` is a family's state."""
+        return family_state(self.families, name) if self.families else None
 
     @property
     def nullable(self) -> list[bool]:
@@ -102,6 +153,8 @@ class RuleGraph:
         new.components = [[new.index[self.names[r]] for r in c] for c in self.components if self.names[c[0]] in new.index]
         new.component_of = _component_of(new.components, len(new.names))
         new.byte_sets = self.byte_sets  # a superset: finer byte classes only
+        new.families = self.families
+        new.family_facts = self.family_facts
         new.contains_and = [self.contains_and[o] for o in old]
         new.has_and = any(new.contains_and)
         new.is_nullable = _RuleFixpoint(new, nullable=True)
@@ -347,7 +400,10 @@ class _RuleFixpoint:
         if kind == "ref":
             i = self.graph.index.get(e[1])
             if i is None:
-                return False
+                state = self.graph.family_state(e[1])
+                if state is None:
+                    return False
+                return state[0].value(state[1], lambda x: self._ev(x, local, approx))
             got = approx.get(i)
             if got is None:
                 got = self.value[i]

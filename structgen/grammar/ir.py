@@ -41,6 +41,7 @@ from structgen.grammar.graph import merge_ranges
 
 if TYPE_CHECKING:
     from structgen.grammar.analysis import RuleGraph
+    from structgen.grammar.families import RuleFamily
 
 Expr = tuple
 
@@ -193,12 +194,15 @@ def ref(name: str) -> Expr:
 @dataclass
 class Grammar:
     """Named rules plus the start rule. ``notes`` lists what was not enforced
-    (lenient compilation), so callers can validate final outputs themselves."""
+    (lenient compilation), so callers can validate final outputs themselves.
+    ``families`` (by prefix) define further rules on demand
+    (:mod:`structgen.grammar.families`)."""
 
     rules: dict[str, Expr]
     start: str = "start"
     notes: list[str] = field(default_factory=list)
     graph: "RuleGraph | None" = field(default=None, repr=False, compare=False)
+    families: "dict[str, RuleFamily]" = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.start not in self.rules:
@@ -211,8 +215,34 @@ class Grammar:
         from structgen.grammar.analysis import RuleGraph
 
         if self.graph is None or not self.graph.describes(self.rules):
-            self.graph = RuleGraph(self.rules)
+            self.graph = RuleGraph(self.rules, self.families)
         return self.graph
+
+    def body(self, name: str) -> Expr:
+        """The body of a rule or of a family's state (built now if needed)."""
+        got = self.rules.get(name)
+        if got is not None:
+            return got
+        from structgen.grammar.families import family_state
+
+        state = family_state(self.families, name)
+        if state is None:
+            raise KeyError(name)
+        return state[0].body(state[1])
+
+    def materialized(self) -> "Grammar":
+        """The same language with every reachable family state an ordinary
+        rule (for tests and for printing a whole grammar)."""
+        if not self.families:
+            return self
+        rules = dict(self.rules)
+        stack = [name for body in rules.values() for name in iter_refs(body)]
+        while stack:
+            name = stack.pop()
+            if name not in rules:
+                rules[name] = self.body(name)
+                stack.extend(iter_refs(rules[name]))
+        return Grammar(rules, self.start, list(self.notes))
 
     @classmethod
     def from_expr(cls, expr: Expr, **kwargs) -> "Grammar":
