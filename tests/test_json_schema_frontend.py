@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import itertools
 import json
 import math
 import random
@@ -862,6 +863,39 @@ def test_charlang_product_and_complement():
     for s, ok in [("", True), ("a", True), ("ab", False), ("abc", False), ("abd", True), ("abcd", False)]:
         assert charlang.matches(e, s) == ok
     assert charlang.dfa_length_bounds(dfa) == (0, 3)
+
+
+def _accepts_dfa(dfa: charlang.DFA, text: str, state: int = 0) -> bool:
+    if dfa.empty:
+        return False
+    for ch in text:
+        state = next((t for ranges, t in dfa.trans[state] if any(lo <= ord(ch) <= hi for lo, hi in ranges)), -1)
+        if state < 0:
+            return False
+    return dfa.accept[state]
+
+
+def test_minimize_gives_the_smallest_dfa_of_the_same_language():
+    """Against brute force: every string up to length 5 over a small
+    alphabet is judged alike, and no two states of the result accept the
+    same strings (up to that length: enough for these sizes)."""
+    rnd = random.Random(3)
+    alphabet = "abcz"
+    words = [""] + ["".join(w) for n in range(1, 6) for w in itertools.product(alphabet, repeat=n)]
+    for _ in range(150):
+        n = rnd.randrange(1, 9)
+        trans = []
+        for _ in range(n):
+            los = rnd.sample([0x61, 0x62, 0x63], rnd.randrange(0, 4))
+            trans.append([(((lo, lo + (lo == 0x63) * 0x17),), rnd.randrange(n)) for lo in los])
+        dfa = charlang._trim(trans, [rnd.random() < 0.4 for _ in range(n)])
+        small = charlang.minimize(dfa)
+        assert [_accepts_dfa(dfa, w) for w in words] == [_accepts_dfa(small, w) for w in words]
+        rows = {tuple(_accepts_dfa(small, w, s) for w in words) for s in range(len(small.accept))}
+        assert len(rows) == len(small.accept)
+    # a counting chain: Moore's refinement took a round per length here
+    chain = charlang.minimize(charlang.dfa_of(charlang.length(1, 255)))
+    assert len(chain.accept) == 256
 
 
 def test_json_char_spellings():

@@ -534,32 +534,75 @@ def dfa_of(e: Expr, max_states: int = 4000) -> DFA:
     return combine([e], max_states=max_states)
 
 
+def _equivalence_classes(dfa: DFA) -> list[int]:
+    """Per state, the number of its class of equivalent states. The alphabet
+    is cut into the intervals no transition range splits; a missing
+    transition goes to an added dead state ``n``."""
+    n = len(dfa.accept)
+    points = {0, MAX_CP + 1}
+    for ts in dfa.trans:
+        for ranges, _ in ts:
+            for lo, hi in ranges:
+                points.add(lo)
+                points.add(hi + 1)
+    cuts = sorted(points)
+    where = {c: i for i, c in enumerate(cuts)}
+    k = len(cuts) - 1
+    dead = n
+    # pre[symbol][target]: the states reaching target on symbol
+    pre: list[dict[int, list[int]]] = [{} for _ in range(k)]
+    for s, ts in enumerate(dfa.trans):
+        covered = [False] * k
+        for ranges, t in ts:
+            for lo, hi in ranges:
+                for a in range(where[lo], where[hi + 1]):
+                    covered[a] = True
+                    pre[a].setdefault(t, []).append(s)
+        for a in range(k):
+            if not covered[a]:
+                pre[a].setdefault(dead, []).append(s)
+    for a in range(k):
+        pre[a].setdefault(dead, []).append(dead)
+    accepting = [s for s in range(n) if dfa.accept[s]]
+    rejecting = [s for s in range(n) if not dfa.accept[s]] + [dead]
+    blocks = [set(b) for b in (accepting, rejecting) if b]
+    block_of = [0] * (n + 1)
+    for i, b in enumerate(blocks):
+        for s in b:
+            block_of[s] = i
+    work = {min(range(len(blocks)), key=lambda i: len(blocks[i]))} if len(blocks) == 2 else set()
+    while work:
+        splitter = list(blocks[work.pop()])
+        for a in range(k):
+            into = pre[a]
+            touched: dict[int, list[int]] = {}
+            for t in splitter:
+                for s in into.get(t, ()):
+                    touched.setdefault(block_of[s], []).append(s)
+            for b, members in touched.items():
+                if len(members) == len(blocks[b]):
+                    continue
+                part = set(members)
+                blocks[b] -= part
+                nb = len(blocks)
+                blocks.append(part)
+                for s in part:
+                    block_of[s] = nb
+                if b in work or len(part) <= len(blocks[b]):
+                    work.add(nb)
+                else:
+                    work.add(b)
+    return block_of[:n]
+
+
 def minimize(dfa: DFA) -> DFA:
-    """The minimal DFA of the same language (Moore's partition refinement)."""
+    """The minimal DFA of the same language (Hopcroft's partition
+    refinement). Moore's simpler refinement needs a round per distinguishing
+    length, quadratic on the counting chains of ``.{1,255}``: 0.8 s there."""
     n = len(dfa.accept)
     if n <= 1:
         return dfa
-    cls = [1 if a else 0 for a in dfa.accept]
-    while True:
-        sigs: dict = {}
-        new = []
-        for s in range(n):
-            moves = []
-            for ranges, t in sorted(((r, t) for r, t in dfa.trans[s]), key=lambda x: x[0]):
-                for lo, hi in ranges:
-                    moves.append((lo, hi, cls[t]))
-            moves.sort()
-            merged: list = []
-            for lo, hi, c in moves:
-                if merged and merged[-1][2] == c and merged[-1][1] + 1 == lo:
-                    merged[-1] = (merged[-1][0], hi, c)
-                else:
-                    merged.append((lo, hi, c))
-            sig = (cls[s], tuple(merged))
-            new.append(sigs.setdefault(sig, len(sigs)))
-        if len(sigs) == len(set(cls)):
-            break
-        cls = new
+    cls = _equivalence_classes(dfa)
     k = len(set(cls))
     if k == n:
         return dfa
