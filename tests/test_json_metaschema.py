@@ -1,4 +1,5 @@
-"""The static (flattened) metaschemas accept exactly what the real ones accept.
+"""The static (flattened) metaschemas accept exactly what the real ones accept,
+and the compiled quick check never calls valid what they reject.
 
 Random schema-shaped documents mix well-typed and ill-typed keyword values,
 nested through the applicator keywords, so both the accepting and the
@@ -18,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema.exceptions import best_match
 
-from structgen.frontends.json_metaschema import static_metaschema
+from structgen.frontends.json_metaschema import quick_check, static_metaschema
 
 DRAFTS = [jsonschema.Draft202012Validator, jsonschema.Draft201909Validator]
 SUITE = (Path(__file__).resolve().parent / ".." / ".." / "shared" / "data" / "json-schema-test-suite" / "tests").resolve()
@@ -96,3 +97,51 @@ def test_static_metaschema_agrees_on_the_test_suite_schemas(cls):
             assert real.is_valid(schema) == static.is_valid(schema), (path.name, group["description"])
             checked += 1
     assert checked > 400
+
+
+ALL_DRAFTS = [jsonschema.Draft4Validator, jsonschema.Draft6Validator, jsonschema.Draft7Validator,
+              jsonschema.Draft201909Validator, jsonschema.Draft202012Validator]
+
+
+@pytest.mark.parametrize("cls", ALL_DRAFTS, ids=["4", "6", "7", "2019-09", "2020-12"])
+@settings(max_examples=400, deadline=None)
+@given(schema=schemas())
+def test_quick_check_never_passes_an_invalid_schema(cls, schema):
+    if quick_check(cls, schema):
+        assert cls(cls.META_SCHEMA).is_valid(schema)
+
+
+@pytest.mark.parametrize("cls", ALL_DRAFTS, ids=["4", "6", "7", "2019-09", "2020-12"])
+def test_quick_check_knows_every_metaschema(cls):
+    """Every draft's metaschema compiles (no keyword left to jsonschema), and
+    plain schemas pass while ill-typed keywords do not."""
+    assert quick_check(cls, {"type": "object", "properties": {"a": {"type": ["string", "null"], "minLength": 2}},
+                             "required": ["a"], "enum": [{"a": "xy"}]})
+    for bad in ({"type": "text"}, {"minLength": -1}, {"required": ["a", "a"]}, {"properties": {"a": 3}},
+                {"items": {"type": 5}}, {"minLength": 1.5}, {"enum": "x"}):
+        assert not quick_check(cls, bad), bad
+        assert not cls(cls.META_SCHEMA).is_valid(bad), bad
+    assert not quick_check(cls, {"minLength": 2.0})  # valid from draft 6 on, but left to jsonschema
+
+
+@pytest.mark.skipif(not SUITE.is_dir(), reason=f"JSON Schema Test Suite not found at {SUITE}")
+def test_quick_check_agrees_on_the_test_suite_schemas():
+    unsure = checked = 0
+    for path in sorted(SUITE.rglob("*.json")):
+        try:
+            groups = json.loads(path.read_text())
+        except ValueError:
+            continue
+        for group in groups if isinstance(groups, list) else []:
+            schema = group.get("schema") if isinstance(group, dict) else None
+            if not isinstance(schema, dict):
+                continue
+            cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+            if cls not in ALL_DRAFTS:
+                continue
+            valid = cls(cls.META_SCHEMA).is_valid(schema)
+            quick = quick_check(cls, schema)
+            assert valid or not quick, (path.name, group.get("description"))
+            unsure += valid and not quick
+            checked += 1
+    assert checked > 400 and unsure < checked / 50

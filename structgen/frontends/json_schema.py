@@ -143,7 +143,7 @@ from structgen.frontends.json_constraints import (
 from structgen.frontends.json_formats import SUPPORTED_FORMATS
 from structgen.frontends.json_instances import InstanceChecksMixin
 from structgen.frontends.json_layout import ANY_ORDER_MAX_PROPERTIES, ContainersMixin
-from structgen.frontends.json_metaschema import static_metaschema
+from structgen.frontends.json_metaschema import quick_check, static_metaschema
 from structgen.frontends.json_strings import StringsMixin
 from structgen.grammar import ir
 from structgen.grammar.analysis import RuleGraph, deep_recursion
@@ -273,6 +273,8 @@ def _validate(schema) -> tuple[int, Any]:
     draft = drafts.get(cls)
     if draft is None:
         raise UnsupportedSchemaError("$schema", "#", f"dialect {schema.get('$schema')!r} (drafts 4, 6, 7, 2019-09 and 2020-12 are)")
+    if quick_check(cls, schema):
+        return draft, cls
     meta = _META_VALIDATORS.get(cls)
     if meta is None:  # building one resolves the metaschema's references: keep it
         meta = _META_VALIDATORS[cls] = cls(static_metaschema(cls))
