@@ -204,21 +204,27 @@ class ContainersMixin:
         self.any_order_spent += states
         return True
 
+    def reachable_min_props(self, b: Branch, n: int, has_extra: bool) -> int | None:
+        """``minProperties`` as a layout of ``n`` declared members can count
+        it (undeclared keys count as one); None if no object is left."""
+        if b.min_props <= n + (1 if has_extra else 0):
+            return b.min_props
+        if has_extra:
+            self.unsupported("minProperties", b.ptr,
+                             "would need several distinct undeclared keys, and a grammar cannot stop a key from repeating")
+            return n + 1
+        self.reasons.add(b.ptr, "minProperties exceeds the properties allowed")
+        return None
+
     def object_any_order(self, b: Branch, members: list, extra: ir.Expr) -> ir.Expr:
         """Members in any order, each declared one at most once: a state per
         (set of declared members seen, undeclared members seen), as a rule
         family built only where a generation goes (:class:`AnyOrderMembers`)."""
         n = len(members)
         has_extra = extra != NOTHING
-        min_props = b.min_props
-        if min_props > n + (1 if has_extra else 0):
-            if has_extra:
-                self.unsupported("minProperties", b.ptr,
-                                 "would need several distinct undeclared keys, and a grammar cannot stop a key from repeating")
-                min_props = n + 1
-            else:
-                self.reasons.add(b.ptr, "minProperties exceeds the properties allowed")
-                return NOTHING
+        min_props = self.reachable_min_props(b, n, has_extra)
+        if min_props is None:
+            return NOTHING
         family = AnyOrderMembers(f"m{len(self.families)}", members, extra, self.sep, min_props, b.max_props)
         self.families[family.prefix] = family
         open_, close = literal("{"), literal("}")
@@ -269,16 +275,11 @@ class ContainersMixin:
     def object_layout(self, b: Branch, members: list, extra: ir.Expr) -> ir.Expr:
         n = len(members)
         has_extra = extra != NOTHING
-        min_props, max_props = b.min_props, b.max_props
+        max_props = b.max_props
         n_req = sum(1 for _, r in members if r)
-        if min_props > n + (1 if has_extra else 0):
-            if has_extra:
-                self.unsupported("minProperties", b.ptr,
-                                 "would need several distinct undeclared keys, and a grammar cannot stop a key from repeating")
-                min_props = n + 1
-            else:
-                self.reasons.add(b.ptr, "minProperties exceeds the properties allowed")
-                return NOTHING
+        min_props = self.reachable_min_props(b, n, has_extra)
+        if min_props is None:
+            return NOTHING
         if max_props is not None and n_req > max_props:
             self.reasons.add(b.ptr, "more required properties than maxProperties")
             return NOTHING
