@@ -115,6 +115,24 @@ def test_empty_intersection_is_dead_at_once():
     assert dfa.is_accepting(run(dfa, b"x"))
 
 
+def test_intersections_decided_by_long_searches():
+    """Productivity of an intersection can need a search over hundreds of
+    derivatives (past the search's first buffers), and too long a search is a
+    clear error rather than a hang."""
+    a = ir.literal("a")
+
+    def after_y(*parts):
+        return LazyDFA(ir.Grammar.from_expr(ir.alt(ir.literal("x"), ir.seq(ir.literal("y"), ir.intersect(*parts)))))
+
+    live = after_y(ir.rep(ir.alt(a, ir.literal("b"))), ir.seq(ir.rep(a, 300, 300), ir.literal("b")))
+    assert live.is_accepting(run(live, b"y" + b"a" * 300 + b"b"))
+    assert run(live, b"y" + b"a" * 299 + b"b") == DEAD
+    empty = after_y(ir.rep(a, 300, 300), ir.rep(a, 0, 299))
+    assert run(empty, b"y") == DEAD
+    with pytest.raises(GrammarTooLargeError, match="intersection"):
+        run(after_y(ir.rep(a, 60_000, 60_000), ir.rep(a, 0, 59_999)), b"y")
+
+
 def test_recursion_is_unbounded():
     g = ir.Grammar({"start": ir.ref("v"), "v": ir.alt(ir.literal("x"), ir.seq(ir.literal("["), ir.ref("v"), ir.literal("]")))})
     dfa = LazyDFA(g)

@@ -62,6 +62,7 @@ _TAG = 1 << 58
 MAX_DEPTH = 3000
 # Nodes one search for a way through an intersection may visit.
 MAX_SEARCH = 50_000
+_FIRST_SEARCH = 64  # the first queue size of a search (see _prod)
 
 _FIELDS = (
     ("meta", "i8"),
@@ -708,6 +709,20 @@ def deriv(st, n, c, depth):
 # --------------------------------------------------------------------------- productivity
 
 
+@njit(cache=True)
+def _set_of(items, count, size):
+    """An open-addressing set (``size`` slots, a power of two) of the first
+    ``count`` distinct ``items``."""
+    keys = np.full(size, -1, np.int64)
+    mask = size - 1
+    for j in range(count):
+        i = _slot(items[j], mask)
+        while keys[i] != -1:
+            i = (i + 1) & mask
+        keys[i] = items[j]
+    return keys
+
+
 @njit(_I64(STORE_TYPE, _I64, numba.types.int32[::1], _I64, _I64), cache=True)
 def _prod(st, n, expanding, n_expanding, depth):
     """Can ``n`` reach acceptance, with the rules in ``expanding`` assumed
@@ -758,8 +773,11 @@ def _prod(st, n, expanding, n_expanding, depth):
             live = _prod(st, body, expanding, n_expanding + 1, depth + 1)
     else:  # AND: search
         nc = len(st.class_first_byte)
-        queue = np.empty(MAX_SEARCH + 1, np.int64)
-        seen_keys = np.full(1 << 17, -1, np.int64)
+        # Most searches end within a few nodes: the buffers start small
+        # (a fixed 50,000-node queue and its set cost a megabyte of writes
+        # per search, more than the search itself) and double as needed.
+        queue = np.empty(_FIRST_SEARCH, np.int64)
+        seen_keys = np.full(2 * _FIRST_SEARCH, -1, np.int64)
         mask = len(seen_keys) - 1
         queue[0] = n
         seen_keys[_slot(np.int64(n), mask)] = n
@@ -786,17 +804,26 @@ def _prod(st, n, expanding, n_expanding, depth):
                     return -1
                 if d == 0:
                     continue
+                if st.nullable[d] or not st.has_and[d]:  # decided now: no need to queue it
+                    live = 1
+                    break
                 i = _slot(np.int64(d), mask)
                 while seen_keys[i] != -1 and seen_keys[i] != d:
                     i = (i + 1) & mask
                 if seen_keys[i] == d:
                     continue
-                if tail > MAX_SEARCH:
+                if tail >= MAX_SEARCH:
                     st.meta[M_STATUS] = SEARCH_LIMIT
                     return -1
-                seen_keys[i] = d
+                if tail == len(queue):
+                    queue = _doubled(queue, 0)
                 queue[tail] = d
                 tail += 1
+                if 2 * tail > len(seen_keys):
+                    seen_keys = _set_of(queue, tail, 2 * len(seen_keys))
+                    mask = len(seen_keys) - 1
+                else:
+                    seen_keys[i] = d
     if live < 0 or st.meta[M_STATUS] != OK:
         return -1
     if live == 1 or n_expanding == 0:
