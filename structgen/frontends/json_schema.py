@@ -348,7 +348,6 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         self.encode_memo: dict = {}
         self.synthetic: dict = {}
         self.enum_keys: dict = {}
-        self.shrink_memo: dict = {}
         self.lossy: set = set()  # keys of subschemas where lenient mode skipped something
         self.lossy_events = 0
         self.negation_memo: dict = {}
