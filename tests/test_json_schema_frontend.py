@@ -467,6 +467,28 @@ def test_format_languages_are_sound():
                 ipaddress.IPv6Address(s)
 
 
+def test_format_cache_round_trips_and_survives_damage(tmp_path, monkeypatch):
+    """The on-disk format automata (written by ``structgen.warmup``) are the
+    ones the builders make; a missing or damaged file is rebuilt, not used."""
+    monkeypatch.setattr(json_formats, "_cache_dir", lambda: tmp_path / "formats-test")
+    json_formats.format_language.cache_clear()
+    try:
+        built = {name: json_formats.format_language(name) for name in ("uuid", "ipv6", "binary")}
+        assert json_formats.store_format_cache() == len(json_formats.SUPPORTED_FORMATS) - 4  # 4 accept any string
+        assert json_formats.store_format_cache() == 0
+        for name in ("uuid", "ipv6"):
+            cached = json_formats._read_cached(name)
+            assert cached.minimal and (cached.trans, cached.accept) == (built[name][1].trans, built[name][1].accept)
+        (tmp_path / "formats-test" / "uuid.json").write_text('{"trans": [[[[48')
+        (tmp_path / "formats-test" / "ipv6.json").unlink()
+        assert json_formats._read_cached("uuid") is None and json_formats._read_cached("ipv6") is None
+        json_formats.format_language.cache_clear()
+        uuid = json_formats.format_language("uuid")
+        assert charlang.matches(uuid, "123e4567-e89b-12d3-a456-426614174000") and not charlang.matches(uuid, "123e4567")
+    finally:
+        json_formats.format_language.cache_clear()
+
+
 def test_regex_format_is_valid_ecma_and_python():
     """Strings the ``regex`` format accepts compile with Python's ``re`` (no
     warning) and, where node is installed, as ECMA-262 with and without ``u``."""

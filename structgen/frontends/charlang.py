@@ -403,6 +403,7 @@ class DFA:
 
     trans: list[list[tuple[Ranges, int]]] = field(default_factory=list)
     accept: list[bool] = field(default_factory=list)
+    minimal: bool = False  # made by minimize(): minimising it again changes nothing
 
     @property
     def empty(self) -> bool:
@@ -600,12 +601,14 @@ def minimize(dfa: DFA) -> DFA:
     refinement). Moore's simpler refinement needs a round per distinguishing
     length, quadratic on the counting chains of ``.{1,255}``: 0.8 s there."""
     n = len(dfa.accept)
-    if n <= 1:
+    if dfa.minimal:
         return dfa
+    if n <= 1:
+        return DFA(dfa.trans, dfa.accept, minimal=True)
     cls = _equivalence_classes(dfa)
     k = len(set(cls))
     if k == n:
-        return dfa
+        return DFA(dfa.trans, dfa.accept, minimal=True)
     # renumber with the start state's class first
     order = {cls[0]: 0}
     for c in cls:
@@ -620,7 +623,7 @@ def minimize(dfa: DFA) -> DFA:
                 by_target.setdefault(order[cls[t]], []).extend(ranges)
             trans[c] = [(merge_ranges(r), t) for t, r in by_target.items()]
             accept[c] = dfa.accept[s]
-    return DFA(trans, accept)
+    return DFA(trans, accept, minimal=True)
 
 
 def is_universal(dfa: DFA) -> bool:
