@@ -470,23 +470,27 @@ def test_format_languages_are_sound():
 def test_format_cache_round_trips_and_survives_damage(tmp_path, monkeypatch):
     """The on-disk format automata (written by ``structgen.warmup``) are the
     ones the builders make; a missing or damaged file is rebuilt, not used."""
-    monkeypatch.setattr(json_formats, "_cache_dir", lambda: tmp_path / "formats-test")
-    json_formats.format_language.cache_clear()
-    try:
-        built = {name: json_formats.format_language(name) for name in ("uuid", "ipv6", "binary")}
-        assert json_formats.store_format_cache() == len(json_formats.SUPPORTED_FORMATS) - 4  # 4 accept any string
-        assert json_formats.store_format_cache() == 0
-        for name in ("uuid", "ipv6"):
-            cached = json_formats._read_cached(name)
-            assert cached.minimal and (cached.trans, cached.accept) == (built[name][1].trans, built[name][1].accept)
-        (tmp_path / "formats-test" / "uuid.json").write_text('{"trans": [[[[48')
-        (tmp_path / "formats-test" / "ipv6.json").unlink()
-        assert json_formats._read_cached("uuid") is None and json_formats._read_cached("ipv6") is None
-        json_formats.format_language.cache_clear()
-        uuid = json_formats.format_language("uuid")
-        assert charlang.matches(uuid, "123e4567-e89b-12d3-a456-426614174000") and not charlang.matches(uuid, "123e4567")
-    finally:
-        json_formats.format_language.cache_clear()
+    folder = tmp_path / "formats-test"
+    monkeypatch.setattr(json_formats, "_cache_dir", lambda: folder)
+    monkeypatch.setattr(json_formats, "_made", {})
+    for cached_builder in (json_formats.format_language, json_formats._hostname):
+        cached_builder.cache_clear()  # so that every automaton is made again, into this _made
+    built = {name: json_formats.format_automaton(json_formats.format_language(name)) for name in ("uuid", "ipv6")}
+    assert json_formats.format_automaton(charlang.text("uuid")) is None  # not a format's language
+    written = json_formats.store_format_cache()
+    names = {p.stem for p in folder.glob("*.json")}
+    assert written == len(names) and "hostname-label-63" in names
+    assert names >= json_formats.SUPPORTED_FORMATS - {"binary", "password", "commonmark", "html"}  # those accept any string
+    assert json_formats.store_format_cache() == 0
+    for name in ("uuid", "ipv6"):
+        cached = json_formats._read_cached(name)
+        assert cached.minimal and (cached.trans, cached.accept) == (built[name].trans, built[name].accept)
+    (folder / "uuid.json").write_text('{"trans": [[[[48')
+    (folder / "ipv6.json").unlink()
+    assert json_formats._read_cached("uuid") is None and json_formats._read_cached("ipv6") is None
+    monkeypatch.setattr(json_formats, "_made", {})
+    uuid = (charlang.DFA_LEAF, json_formats.format_automaton(json_formats.format_language("uuid")), 0)
+    assert charlang.matches(uuid, "123e4567-e89b-12d3-a456-426614174000") and not charlang.matches(uuid, "123e4567")
 
 
 def test_regex_format_is_valid_ecma_and_python():
@@ -631,6 +635,21 @@ def test_additional_properties():
     s = {"properties": {"a": {"type": "string"}}, "additionalProperties": {"type": "integer"}}
     check(s, [{"a": "x", "b": 1, "c": 2}], [{"a": 1}, {"b": "x"}])
     assert_sound(s, seed=5)
+
+
+def test_undeclared_keys_spelled_once_per_process_stay_exact():
+    """The spelling of "not a declared name" is shared by every grammar with
+    the same names (with the rules it needs for non-ASCII characters, escapes
+    included); each grammar must still accept exactly its own documents."""
+    names = {"é": {"type": "integer"}, "a\u00e9": {"type": "integer"}, "b": {"type": "integer"}}
+    strict = {"properties": names, "additionalProperties": {"type": "string"}}
+    loose = {"properties": names, "additionalProperties": {"type": "boolean"}}
+    for s, extra in ((strict, "x"), (loose, True), (strict, "y")):
+        check(s, [{"é": 1, "aé": 2}, {"éé": extra}, {"a": extra}, {"ée": extra, "b": 3}],
+              [{"é": extra}, {"aé": extra}, {"b": extra}, {"c": 1}])
+        assert accepts_text(s, '{"\\u00e9": 1}') and not accepts_text(s, '{"\\u00e9": "x"}')
+        assert accepts_text(s, '{"\\u00e9\\u00e9": ' + json.dumps(extra) + "}")
+    assert_sound(strict, seed=8)
 
 
 def test_pattern_properties():

@@ -143,15 +143,17 @@ def _label(max_len: int) -> str:
     return rf"[A-Za-z0-9](?:[A-Za-z0-9\-]{{0,{max_len - 2}}}[A-Za-z0-9])?"
 
 
+@lru_cache(maxsize=None)
 def _hostname() -> ir.Expr:
     options = []
     # "--" in the third and fourth positions marks IDNA labels (xn--...), which
     # must be valid punycode: not expressible, so refused
     reserved = _re(r"..--.*")
     for labels, length in ((3, 63), (7, 35), (15, 15), (31, 7)):
-        label = charlang.combine([_re(_label(length)), reserved], ("and", ("var", 0), ("not", ("var", 1))))
-        last = charlang.combine([_re(_label(length)), reserved, _re(r".*[A-Za-z].*")],
-                                ("and", ("var", 0), ("not", ("var", 1)), ("var", 2)))
+        label = _stored(f"hostname-label-{length}", lambda: charlang.combine(
+            [_re(_label(length)), reserved], ("and", ("var", 0), ("not", ("var", 1)))))
+        last = _stored(f"hostname-last-label-{length}", lambda: charlang.combine(
+            [_re(_label(length)), reserved, _re(r".*[A-Za-z].*")], ("and", ("var", 0), ("not", ("var", 1)), ("var", 2))))
         inner = ir.rep(ir.seq((charlang.DFA_LEAF, label, 0), charlang.char(".")), 0, labels - 1)
         options.append(ir.seq(inner, (charlang.DFA_LEAF, last, 0)))
     return ir.alt(*options)
@@ -161,7 +163,7 @@ def _email() -> ir.Expr:
     # RFC 5321 Mailbox: dot-atom or quoted-string local part (at most 64
     # characters), then a hostname or an address literal
     local = _re(rf"{_ATEXT}+(?:\.{_ATEXT}+)*|\"(?:[ !#-\[\]-~]|\\[ -~])*\"")
-    local = (charlang.DFA_LEAF, charlang.combine([local, charlang.length(1, 64)]), 0)
+    local = (charlang.DFA_LEAF, _stored("email-local-part", lambda: charlang.combine([local, charlang.length(1, 64)])), 0)
     literal = _re(rf"\[(?:{IPV4}|IPv6:{IPV6})\]")
     return ir.seq(local, charlang.char("@"), ir.alt(_hostname(), literal))
 
@@ -289,8 +291,11 @@ def _regex() -> ir.Expr:
     groups. A subset (no back-references, named groups, look-arounds, ``{``,
     ``}`` or ``]`` literals, ranges such as ``c-x``...): every string accepted
     is a valid regex for both."""
-    flat = charlang.minimize(charlang.dfa_of(_flat_regex()))
-    return (charlang.DFA_LEAF, charlang.minimize(charlang.combine([_Groups(flat, REGEX_GROUP_DEPTH)])), 0)
+    def make():
+        flat = charlang.minimize(charlang.dfa_of(_flat_regex()))
+        return charlang.minimize(charlang.combine([_Groups(flat, REGEX_GROUP_DEPTH)]))
+
+    return (charlang.DFA_LEAF, _stored("regex-groups", make), 0)
 
 
 _BUILDERS = {
@@ -333,18 +338,49 @@ _MAX_FORMAT_STATES = 8000  # email's automaton, the largest, has 3,273 states on
 @lru_cache(maxsize=None)
 def format_language(name: str) -> ir.Expr:
     """The character-level language of format ``name`` (KeyError if
-    unsupported), as a minimised automaton leaf. Building one takes up to a
-    second (email 0.9 s, hostname 0.6 s, iri 0.25 s), once per process, so
-    :func:`store_format_cache` (run by ``structgen.warmup`` after installing)
-    keeps them on disk and a process reads them from there."""
-    build = _BUILDERS[name]
-    dfa = _read_cached(name)
+    unsupported), as an expression: encoded alone it makes a far smaller
+    grammar than its automaton would (email: 3,273 states)."""
+    e = _BUILDERS[name]()
+    _format_of[id(e)] = name  # e stays alive in this function's cache
+    return e
+
+
+_format_of: dict[int, str] = {}
+
+
+def format_automaton(e: ir.Expr) -> charlang.DFA | None:
+    """The minimised automaton of ``e`` if it is a format's language, else
+    None. Intersecting a format with other string constraints needs it, and
+    making it takes up to a second (email 0.9 s, hostname 0.6 s, iri 0.25 s),
+    so :func:`store_format_cache` (run by ``structgen.warmup`` after
+    installing) keeps them on disk and a process reads them from there."""
+    name = _format_of.get(id(e))
+    if name is None or format_language(name) is not e:
+        return None
+    return _automaton(name)
+
+
+def _automaton(name: str) -> charlang.DFA:
+    return _stored(name, lambda: charlang.minimize(charlang.dfa_of(format_language(name), max_states=_MAX_FORMAT_STATES)))
+
+
+# --------------------------------------------------------------------------- the on-disk cache
+
+_made: dict[str, charlang.DFA] = {}  # every automaton _stored has returned in this process
+
+
+def _stored(key: str, make) -> charlang.DFA:
+    """The automaton ``make()`` builds, from the on-disk cache when it is
+    there. The formats' languages and the automata their builders need (the
+    hostname labels, the regex format's groups) all come through here, so
+    that a process with the cache builds none of them."""
+    dfa = _made.get(key)
     if dfa is None:
-        e = build()
-        if e == charlang.ANY_STRING:
-            return e
-        dfa = charlang.minimize(charlang.dfa_of(e, max_states=_MAX_FORMAT_STATES))
-    return (charlang.DFA_LEAF, dfa, 0)
+        dfa = _read_cached(key)
+        if dfa is None:
+            dfa = make()
+        _made[key] = dfa
+    return dfa
 
 
 @lru_cache(maxsize=1)
@@ -358,15 +394,15 @@ def _cache_dir() -> Path:
     return here / "__pycache__" / f"formats-{digest.hexdigest()[:16]}"
 
 
-def _read_cached(name: str) -> charlang.DFA | None:
+def _read_cached(key: str) -> charlang.DFA | None:
     # The garbage collector is held off while the ten thousand small tuples
     # of a large automaton are made: its passes over them took 50 of 60 ms.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        data = json.loads((_cache_dir() / f"{name}.json").read_text())
+        data = json.loads((_cache_dir() / f"{key}.json").read_text())
         trans = [[(tuple((lo, hi) for lo, hi in ranges), t) for ranges, t in row] for row in data["trans"]]
-        dfa = charlang.DFA(trans, [bool(a) for a in data["accept"]], minimal=True)
+        dfa = charlang.DFA(trans, [bool(a) for a in data["accept"]], minimal=bool(data["minimal"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None  # absent or unreadable: build it
     finally:
@@ -376,7 +412,7 @@ def _read_cached(name: str) -> charlang.DFA | None:
 
 
 def store_format_cache() -> int:
-    """Write the automaton of every format that is not in the cache yet;
+    """Build every format's automata and write those not in the cache yet;
     returns how many were written (0 when the folder cannot be written)."""
     folder = _cache_dir()
     try:
@@ -386,17 +422,16 @@ def store_format_cache() -> int:
     for stale in folder.parent.glob("formats-*"):
         if stale != folder:
             shutil.rmtree(stale, ignore_errors=True)
-    written = 0
     for name in sorted(_BUILDERS):
-        path = folder / f"{name}.json"
+        if format_language(name) != charlang.ANY_STRING:
+            _automaton(name)
+    written = 0
+    for key, dfa in sorted(_made.items()):
+        path = folder / f"{key}.json"
         if path.exists():
             continue
-        leaf = format_language(name)
-        if leaf == charlang.ANY_STRING:
-            continue
-        dfa = leaf[1]
         trans = [[[[list(r) for r in ranges], t] for ranges, t in row] for row in dfa.trans]
-        text = json.dumps({"trans": trans, "accept": dfa.accept}, separators=(",", ":"))
+        text = json.dumps({"trans": trans, "accept": dfa.accept, "minimal": dfa.minimal}, separators=(",", ":"))
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         try:
             tmp.write_text(text)

@@ -16,7 +16,7 @@ of :mod:`json_schema` for the exact rules.
 
 from __future__ import annotations
 
-from structgen.frontends import charlang, json_text
+from structgen.frontends import json_text
 from structgen.frontends.json_combinators import _CannotNegate
 from structgen.frontends.json_constraints import Branch
 from structgen.grammar import ir
@@ -267,8 +267,7 @@ class ContainersMixin:
             key = alt(*keys)
             if key == NOTHING:
                 continue
-            key_ir = seq(json_text.QUOTE, charlang.encode(key, self.jenc, self.encode_memo, self.sink),
-                         json_text.QUOTE)
+            key_ir = seq(json_text.QUOTE, self.spell_key(key), json_text.QUOTE)
             members.append(self.hoist(seq(key_ir, self.colon, v)))
         return self.hoist(alt(*members))
 

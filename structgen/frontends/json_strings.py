@@ -24,7 +24,7 @@ from structgen.errors import RegexError
 from structgen.frontends import charlang, json_text
 from structgen.frontends.charlang import ANY_STRING
 from structgen.frontends.json_constraints import Branch
-from structgen.frontends.json_formats import format_language
+from structgen.frontends.json_formats import format_automaton, format_language
 from structgen.frontends.regex import regex_to_expr
 from structgen.grammar import ir
 from structgen.grammar.ir import EPS, NOTHING, alt, seq
@@ -98,7 +98,29 @@ def _not_in(names: tuple) -> ir.Expr:
             opts.append(seq(charlang.char(ch), go(node[ch])))
         return alt(*opts)
 
-    return go(trie)
+    e = go(trie)
+    _names_of[id(e)] = names  # e stays alive in this function's cache
+    return e
+
+
+_names_of: dict[int, tuple] = {}  # id(_not_in(names)) -> names
+_KEY_RULES: dict[str, ir.Expr] = {}  # the rules of every spelling _undeclared_keys made
+_key_sink = charlang.RuleSink(_KEY_RULES, prefix="keychar")
+_key_encoder = json_text.JsonCharEncoder(_key_sink)
+_key_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1024)
+def _undeclared_keys(names: tuple) -> tuple[ir.Expr, dict[str, ir.Expr]]:
+    """The JSON spelling of :func:`_not_in` ``(names)`` and the rules it
+    refers to (for characters beyond printable ASCII; their names start
+    ``keychar``, which no grammar's own rules do). Spelling the keys of a
+    Kubernetes object took about 1 ms per object and the same objects recur
+    across schemas, so the spelling is kept per process and its few rules
+    are copied into each grammar that uses it."""
+    with _key_lock:
+        e = charlang.encode(_not_in(names), _key_encoder, {}, _key_sink)
+        return e, {name: _KEY_RULES[name] for name in dict.fromkeys(ir.iter_refs(e))}
 
 
 @lru_cache(maxsize=4096)
@@ -169,8 +191,7 @@ def _shrunk(c: ir.Expr):
     every string / none."""
     r = _shrunk_memo.get((c,))
     if r is None:
-        minimal = c[0] == charlang.DFA_LEAF and c[2] == 0 and c[1].minimal
-        dfa = c[1] if minimal else charlang.minimize(charlang.dfa_of(c, max_states=MAX_STRING_STATES))
+        dfa = format_automaton(c) or charlang.minimize(charlang.dfa_of(c, max_states=MAX_STRING_STATES))
         if dfa.empty:
             r = False
         elif charlang.is_universal(dfa):
@@ -317,6 +338,16 @@ class StringsMixin:
             else:
                 out.append(r)
         return out, _subst(f, consts)
+
+    def spell_key(self, key: ir.Expr) -> ir.Expr:
+        """The JSON spelling of a key language (character level), as the
+        content between the quotes."""
+        names = _names_of.get(id(key))
+        if names is not None and _not_in(names) is key:
+            spelling, rules = _undeclared_keys(names)
+            self.rules.update(rules)
+            return spelling
+        return charlang.encode(key, self.jenc, self.encode_memo, self.sink)
 
     def key_language(self, b: Branch, names: list, pats: list, inside: list, outside: list) -> ir.Expr:
         """Keys that are not declared names, satisfy propertyNames, match the
