@@ -916,6 +916,45 @@ def _accepts_dfa(dfa: charlang.DFA, text: str, state: int = 0) -> bool:
     return dfa.accept[state]
 
 
+def _char_exprs():
+    leaves = st.sampled_from([charlang.text("a"), charlang.text("1"), charlang.text("\u00e9"), charlang.ANY_CHAR,
+                              charlang.cset([(0x61, 0x62)]), charlang.cset(charlang.subtract_ranges(charlang.ANY_RANGES, ((0x61, 0x61),))),
+                              ir.EPS])
+    return st.recursive(leaves, lambda sub: st.one_of(
+        st.lists(sub, min_size=2, max_size=3).map(lambda xs: ir.seq(*xs)),
+        st.lists(sub, min_size=2, max_size=3).map(lambda xs: ir.alt(*xs)),
+        st.tuples(sub, st.integers(0, 2), st.sampled_from([None, 1, 3])).map(
+            lambda t: ir.rep(t[0], t[1], None if t[2] is None else max(t[1], t[2])))), max_leaves=6)
+
+
+def _formulas(n: int):
+    return st.recursive(st.integers(0, n - 1).map(lambda i: ("var", i)), lambda sub: st.one_of(
+        sub.map(lambda f: ("not", f)),
+        st.lists(sub, min_size=2, max_size=3).map(lambda fs: ("and", *fs)),
+        st.lists(sub, min_size=2, max_size=3).map(lambda fs: ("or", *fs))), max_leaves=4)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_char_exprs(), min_size=1, max_size=3), st.booleans(), st.data())
+def test_combine_agrees_with_each_component(exprs, with_divisor, data):
+    """The product automaton of random components (expressions, and a
+    :class:`charlang.Component`) under a random formula accepts a string
+    exactly when the formula holds of the components' verdicts on it."""
+    components = list(exprs) + ([charlang.DivisibleBy(3)] if with_divisor else [])
+    f = data.draw(_formulas(len(components)))
+    dfa = charlang.combine(components, f)
+    words = [""] + ["".join(w) for n in range(1, 4) for w in itertools.product("a1\u00e9b", repeat=n)] + ["12", "111", "a" * 5]
+
+    def verdict(c, w):
+        if isinstance(c, charlang.DivisibleBy):
+            return all(ch.isdigit() for ch in w) and int(w or "0") % 3 == 0  # syntax is the others' business
+        return charlang.matches(c, w)
+
+    for w in words:
+        expected = bool(charlang._eval(f, [verdict(c, w) for c in components]))
+        assert _accepts_dfa(dfa, w) == expected, (w, f)
+
+
 def test_minimize_gives_the_smallest_dfa_of_the_same_language():
     """Against brute force: every string up to length 5 over a small
     alphabet is judged alike, and no two states of the result accept the
