@@ -21,7 +21,10 @@ instance refused), ``invalidation_error`` (an invalid instance accepted),
 
 One worker process at a time (timings are single-threaded on a shared
 machine), reused across schemas because converting a vocabulary takes
-seconds, killed and restarted after a timeout or a crash. The memory limit is
+seconds, killed and restarted after a timeout or a crash. Between schemas
+the worker collects garbage and freezes what survives (``gc.freeze``), so no
+engine's timings include the garbage collector walking the process's
+long-lived heap. The memory limit is
 ``RLIMIT_AS`` in the worker. Results are appended per (schema, engine) as JSON
 lines, so an interrupted run continues with ``--resume``.
 """
@@ -363,7 +366,13 @@ def worker_main(conn: Any, cfg: dict) -> None:
         except Exception:
             pass
         doc = None
+        # What survives the schema (the setup's heap: torch, numba, the
+        # tokenizer; the engines' caches) is collected and frozen, so that the
+        # collections the next schema triggers walk its own objects only: a
+        # full collection of the rest takes 100-150 ms here and would land in
+        # whichever large schema happened to trigger it.
         gc.collect()
+        gc.freeze()
         try:
             conn.send(("result", rec))
         except Exception:

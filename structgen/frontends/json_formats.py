@@ -386,10 +386,10 @@ def _stored(key: str, make) -> charlang.DFA:
 @lru_cache(maxsize=1)
 def _cache_dir() -> Path:
     """The cache folder of this version of the frontends: its name is a hash
-    of their sources, so an edit never reads stale automata."""
+    of their sources and the IR's, so an edit never reads stale automata."""
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for source in sorted(here.glob("*.py")):
+    for source in sorted([*here.glob("*.py"), *(here.parent / "grammar").glob("*.py")]):
         digest.update(source.name.encode() + b"\0" + source.read_bytes())
     return here / "__pycache__" / f"formats-{digest.hexdigest()[:16]}"
 
