@@ -22,6 +22,7 @@ what a JSON parser decodes. Lone surrogate escapes are never produced.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 
 from structgen.frontends import charlang
@@ -156,8 +157,14 @@ def json_char_of(c: str) -> ir.Expr:
 QUOTE = ir.literal('"')
 
 
+# Printable ASCII but '"', '\\' and '/': one spelling each, the character itself.
+_SPELLED_AS_IS = re.compile(r"[ !#-.0-\[\]-~]*")
+
+
 def string_literal(s: str) -> ir.Expr:
     """The JSON string whose decoded value is ``s``, in any spelling."""
+    if _SPELLED_AS_IS.fullmatch(s):  # most enum values: no per-character alternatives to build
+        return ir.literal(f'"{s}"')
     return ir.seq(QUOTE, *(json_char_of(c) for c in s), QUOTE)
 
 
