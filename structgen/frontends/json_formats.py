@@ -36,6 +36,12 @@ easy to express, we accept a subset:
 
 Other formats raise :class:`KeyError` from :func:`format_language` (the JSON
 Schema frontend turns that into ``UnsupportedSchemaError``).
+
+A format alone is compiled from its expression; intersected with other
+string constraints it needs its minimised automaton (:func:`format_automaton`),
+which takes up to a second to build. ``python -m structgen.warmup`` writes
+those automata, and the ones their builders use, to an on-disk cache keyed
+by the sources they come from; a process without the cache builds them.
 """
 
 from __future__ import annotations
