@@ -31,6 +31,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from structgen.frontends.json_constraints import json_equal, json_key
+
 # Keywords of a vocabulary metaschema that assert nothing about instances.
 _NON_ASSERTIONS = frozenset(
     {"$schema", "$id", "$vocabulary", "$dynamicAnchor", "$recursiveAnchor", "title", "$comment", "description"}
@@ -117,23 +119,8 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _json_equal(a: Any, b: Any) -> bool:
-    """Equality of JSON values as validators see it: ``1 == 1.0``, ``True != 1``."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
-    return type(a) is type(b) and a == b
-
-
 def _all_distinct(items: list) -> bool:
-    if all(isinstance(x, str) for x in items):
-        return len(set(items)) == len(items)
-    return all(not _json_equal(items[i], items[j]) for i in range(len(items)) for j in range(i))
+    return len({json_key(x) for x in items}) == len(items)
 
 
 class _Compiler:
@@ -234,7 +221,7 @@ class _Compiler:
             if all(isinstance(option, str) for option in v):
                 strings = frozenset(v)
                 return lambda x: isinstance(x, str) and x in strings
-            return lambda x: any(_json_equal(x, option) for option in v)
+            return lambda x: any(json_equal(x, option) for option in v)
         if k == "minItems":
             return lambda x: not isinstance(x, list) or len(x) >= v
         if k == "minimum":
