@@ -157,8 +157,8 @@ def json_char_of(c: str) -> ir.Expr:
 QUOTE = ir.literal('"')
 
 
-# Printable ASCII but '"', '\\' and '/': one spelling each, the character itself.
-_SPELLED_AS_IS = re.compile(r"[ !#-.0-\[\]-~]*")
+# Printable ASCII without a short escape: one spelling each, the character itself.
+_SPELLED_AS_IS = re.compile("[%s]*" % re.escape("".join(chr(c) for c in range(0x20, 0x7F) if c not in _SHORT_ESCAPES)))
 
 
 def string_literal(s: str) -> ir.Expr:
