@@ -85,17 +85,28 @@ def test_static_metaschema_agrees_with_the_real_one(cls, schema):
         assert _verdict(static, schema) is not None
 
 
+def _suite_schemas(folder: Path):
+    """``((file, group description), schema)`` of every test group in the
+    suite's files under ``folder`` (files that are not test groups skipped)."""
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            groups = json.loads(path.read_text())
+        except ValueError:
+            continue
+        for group in groups if isinstance(groups, list) else []:
+            if isinstance(group, dict) and "schema" in group:
+                yield (path.name, group.get("description")), group["schema"]
+
+
 @pytest.mark.skipif(not SUITE.is_dir(), reason=f"JSON Schema Test Suite not found at {SUITE}")
 @pytest.mark.parametrize("cls", DRAFTS, ids=["2020-12", "2019-09"])
 def test_static_metaschema_agrees_on_the_test_suite_schemas(cls):
     real = cls(cls.META_SCHEMA)
     static = cls(static_metaschema(cls))
     checked = 0
-    for path in sorted((SUITE / "draft2020-12").rglob("*.json")):
-        for group in json.loads(path.read_text()):
-            schema = group["schema"]
-            assert real.is_valid(schema) == static.is_valid(schema), (path.name, group["description"])
-            checked += 1
+    for where, schema in _suite_schemas(SUITE / "draft2020-12"):
+        assert real.is_valid(schema) == static.is_valid(schema), where
+        checked += 1
     assert checked > 400
 
 
@@ -127,21 +138,15 @@ def test_quick_check_knows_every_metaschema(cls):
 @pytest.mark.skipif(not SUITE.is_dir(), reason=f"JSON Schema Test Suite not found at {SUITE}")
 def test_quick_check_agrees_on_the_test_suite_schemas():
     unsure = checked = 0
-    for path in sorted(SUITE.rglob("*.json")):
-        try:
-            groups = json.loads(path.read_text())
-        except ValueError:
+    for where, schema in _suite_schemas(SUITE):
+        if not isinstance(schema, dict):
             continue
-        for group in groups if isinstance(groups, list) else []:
-            schema = group.get("schema") if isinstance(group, dict) else None
-            if not isinstance(schema, dict):
-                continue
-            cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-            if cls not in ALL_DRAFTS:
-                continue
-            valid = cls(cls.META_SCHEMA).is_valid(schema)
-            quick = quick_check(cls, schema)
-            assert valid or not quick, (path.name, group.get("description"))
-            unsure += valid and not quick
-            checked += 1
+        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        if cls not in ALL_DRAFTS:
+            continue
+        valid = cls(cls.META_SCHEMA).is_valid(schema)
+        quick = quick_check(cls, schema)
+        assert valid or not quick, where
+        unsure += valid and not quick
+        checked += 1
     assert checked > 400 and unsure < checked / 50
