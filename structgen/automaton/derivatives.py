@@ -1054,40 +1054,59 @@ def loop_facts(st, state):
 # --------------------------------------------------------------------------- IR
 
 
+EXISTING = -1  # an op of intern_ops standing for a node interned before
+
+
 @njit(cache=True)
-def intern_ops(st, kinds, a, lo, hi, words, kids, kid_start, out):
-    """Intern a flattened IR expression: op ``i`` (post-order, operands
-    before their users) becomes node ``out[i]``. Kinds are the node kinds,
-    with n-ary ``SEQ``/``ALT``/``AND`` over ``kids[kid_start[i] :
-    kid_start[i + 1]]`` (op indices), and -1 for a node interned before
-    (``a[i]``). False on failure."""
-    for i in range(len(kinds)):
-        k = kinds[i]
-        if k == -1:
-            n = a[i]
+def intern_ops(st, code, words, out):
+    """Intern a flattened IR expression (``LazyDFA._flatten``): ops in
+    post-order, operands before their users, op ``i`` becoming node
+    ``out[i]``. Each op is its kind and then its fields, all in ``code``:
+    ``EXISTING node``, ``BYTES row`` (the class set ``words[row]``), ``SEQ``,
+    ``ALT`` or ``AND`` ``count op...``, ``REP op lo hi`` (``hi`` -1:
+    unbounded), ``REF rule nullable has_and``, ``EPS``, ``NOTHING``. One
+    array instead of one per field: the per-rule cost was mostly in building
+    and passing arrays. False on failure."""
+    pos = 0
+    i = 0
+    while pos < len(code):
+        k = code[pos]
+        if k == EXISTING:
+            n = code[pos + 1]
+            pos += 2
         elif k == NOTHING:
             n = 0
+            pos += 1
         elif k == EPS:
             n = 1
+            pos += 1
         elif k == BYTES:
-            n = make_bytes(st, words[i, 0], words[i, 1], words[i, 2], words[i, 3])
-        elif k == SEQ:
-            n = 1
-            for j in range(kid_start[i + 1] - 1, kid_start[i] - 1, -1):
-                n = make_seq(st, out[kids[j]], n)
+            w = code[pos + 1]
+            n = make_bytes(st, words[w, 0], words[w, 1], words[w, 2], words[w, 3])
+            pos += 2
         elif k == REP:
-            n = make_rep(st, out[a[i]], lo[i], hi[i])
+            n = make_rep(st, out[code[pos + 1]], code[pos + 2], code[pos + 3])
+            pos += 4
         elif k == REF:
-            n = make_ref(st, a[i], lo[i] == 1, hi[i] == 1)
+            n = make_ref(st, code[pos + 1], code[pos + 2] == 1, code[pos + 3] == 1)
+            pos += 4
         else:
-            count = kid_start[i + 1] - kid_start[i]
-            buf = np.empty(count, np.int64)
-            for j in range(count):
-                buf[j] = out[kids[kid_start[i] + j]]
-            n = make_alt(st, buf, count) if k == ALT else make_and(st, buf, count)
+            count = code[pos + 1]
+            first = pos + 2
+            if k == SEQ:
+                n = 1
+                for j in range(first + count - 1, first - 1, -1):
+                    n = make_seq(st, out[code[j]], n)
+            else:
+                buf = np.empty(count, np.int64)
+                for j in range(count):
+                    buf[j] = out[code[first + j]]
+                n = make_alt(st, buf, count) if k == ALT else make_and(st, buf, count)
+            pos = first + count
         if st.meta[M_STATUS] != OK:
             return False
         out[i] = n
+        i += 1
     return True
 
 

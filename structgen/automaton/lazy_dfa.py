@@ -60,10 +60,8 @@ from structgen.grammar.ir import Expr, Grammar
 DEAD = core.DEAD
 UNKNOWN = core.UNKNOWN
 
-# IR kinds as compiled node kinds; "seq", "alt" and "and" are n-ary there.
-_IR_KIND = {"nothing": core.NOTHING, "eps": core.EPS, "bytes": core.BYTES, "seq": core.SEQ, "alt": core.ALT,
-            "rep": core.REP, "ref": core.REF, "and": core.AND}  # fmt: skip
-_EXISTING = -1  # an op standing for a node interned before
+# The IR kinds that are n-ary compiled nodes.
+_N_ARY = {"seq": core.SEQ, "alt": core.ALT, "and": core.AND}
 
 _FATAL = {
     core.TOO_DEEP: f"an automaton expression nests more than {core.MAX_DEPTH} levels deep, too deep to derive; "
@@ -87,7 +85,7 @@ class LazyDFA:
         self._byte_class_list, members = _byte_classes(graph.byte_sets)
         self.byte_class = np.array(self._byte_class_list, dtype=np.int64)
         self.num_classes = len(members)
-        self._class_words: dict[tuple, np.ndarray] = {}
+        self._class_words: dict[tuple, tuple[int, int, int, int]] = {}
         self._rules_with_and = _rules_reaching_and(graph) if graph.has_and else set()
         self._ir_node: dict[int, int] = {}  # id(IR node) -> node; the grammar keeps the IR alive
         with deep_recursion():
@@ -155,71 +153,89 @@ class LazyDFA:
     def _intern_rule(self, rule: int) -> None:
         """Intern the body of ``rule``, when a derivative first reaches it,
         so that a big schema pays only for the rules a generation visits."""
-        ops = _Ops()
         if rule < len(self._graph.bodies):
             body = self._graph.bodies[rule]
         else:
             family, key = self._family_rules[rule]
             body = family.body(key)
+        code: list[int] = []
+        words: list[tuple[int, int, int, int]] = []
+        flattened: list[tuple[int, int]] = []
         with deep_recursion():  # rule values are solved as references are met
-            root = self._flatten(body, ops)
-        kinds, a, lo, hi, words, kids, kid_start = ops.arrays()
-        out = np.empty(len(kinds), dtype=np.int64)
-        self.call_until_done(core.intern_ops, kinds, a, lo, hi, words, kids, kid_start, out)
+            root, n_ops = self._flatten(body, code, words, flattened)
+        out = np.empty(n_ops, dtype=np.int64)
+        word_rows = np.array(words, dtype=np.uint64).reshape(len(words), 4)
+        self.call_until_done(core.intern_ops, np.array(code, dtype=np.int64), word_rows, out)
         nodes = out.tolist()
-        for ir_id, op in zip(ops.ir_ids, ops.ir_ops):
-            self._ir_node[ir_id] = nodes[op]
-        self._rule_body[rule] = out[root]
+        ir_node = self._ir_node
+        for ir_id, op in flattened:
+            ir_node[ir_id] = nodes[op]
+        self._rule_body[rule] = nodes[root]
 
-    def _flatten(self, root: Expr, ops: "_Ops") -> int:
-        """Append the ops of ``root`` to ``ops``, operands first (with an
-        explicit stack: IR nests deeper than Python's recursion limit); the
-        op index of ``root``."""
+    def _flatten(self, root: Expr, code: list, words: list, flattened: list) -> tuple[int, int]:
+        """Append the ops of ``root`` to ``code`` (the format of
+        :func:`~structgen.automaton.derivatives.intern_ops`), operands first,
+        with an explicit stack (IR nests deeper than Python's recursion
+        limit); byte sets go to ``words``, and ``(id(IR node), op)`` of each
+        node not interned before to ``flattened``. Returns the op of
+        ``root`` and the number of ops."""
         local: dict[int, int] = {}  # id(IR node) -> op
+        ir_node = self._ir_node
         stack: list[tuple[Expr, bool]] = [(root, False)]
+        n = 0
         while stack:
             e, operands_done = stack.pop()
             key = id(e)
             if key in local:
                 continue
             if not operands_done:
-                node = self._ir_node.get(key)
+                node = ir_node.get(key)
                 if node is not None:
-                    local[key] = ops.add(_EXISTING, a=node)
+                    code += (core.EXISTING, node)
+                    local[key] = n
+                    n += 1
                     continue
-                if e[0] in ("seq", "alt", "and", "rep"):
+                kind = e[0]
+                if kind == "rep":
+                    stack += ((e, True), (e[1], False))
+                    continue
+                if kind in _N_ARY:
                     stack.append((e, True))
-                    stack.extend((x, False) for x in reversed(e[1] if e[0] != "rep" else (e[1],)))
+                    stack += [(x, False) for x in reversed(e[1])]
                     continue
-            op = local[key] = self._op(e, ops, local)
-            ops.ir_ids.append(key)
-            ops.ir_ops.append(op)
-        return local[id(root)]
+            code += self._op(e, local, words)
+            local[key] = n
+            flattened.append((key, n))
+            n += 1
+        return local[id(root)], n
 
-    def _op(self, e: Expr, ops: "_Ops", local: dict[int, int]) -> int:
+    def _op(self, e: Expr, local: dict[int, int], words: list) -> tuple:
         """The op of ``e``, whose operands are in ``local`` already. A
         reference is interned with the rule's nullability, or as ``NOTHING``
         when the rule is unproductive, so no state is ever a dead end that is
         not ``DEAD``."""
         kind = e[0]
         if kind == "bytes":
-            return ops.add(core.BYTES, words=self._words(e[1]))
-        if kind in ("seq", "alt", "and"):
-            return ops.add(_IR_KIND[kind], kids=[local[id(x)] for x in e[1]])
+            words.append(self._words(e[1]))
+            return core.BYTES, len(words) - 1
+        if kind in _N_ARY:
+            return (_N_ARY[kind], len(e[1]), *[local[id(x)] for x in e[1]])
         if kind == "rep":
-            return ops.add(core.REP, a=local[id(e[1])], lo=e[2], hi=-1 if e[3] is None else e[3])
+            return core.REP, local[id(e[1])], e[2], -1 if e[3] is None else e[3]
         if kind == "ref":
             idx = self._rule_index.get(e[1])
             if idx is None:
-                return self._family_ref_op(e, ops)
+                return self._family_ref_op(e)
             if not self._graph.is_productive(idx):
-                return ops.add(core.NOTHING)
-            return ops.add(core.REF, a=idx, lo=int(self._graph.is_nullable(idx)), hi=int(idx in self._rules_with_and))
-        if kind in ("eps", "nothing"):
-            return ops.add(_IR_KIND[kind])
+                return (core.NOTHING,)
+            return core.REF, idx, int(self._graph.is_nullable(idx)), int(idx in self._rules_with_and)
+        if kind == "eps":
+            return (core.EPS,)
+        if kind == "nothing":
+            return (core.NOTHING,)
         raise GrammarError(f"unknown IR node kind {kind!r}")
 
-    def _family_ref_op(self, e: Expr, ops: "_Ops") -> int:
+    def _family_ref_op(self, e: Expr) -> tuple:
         """The op of a reference to a family's state: its rule number is the
         family's block plus the key; its facts come from the family."""
         graph = self._graph
@@ -228,14 +244,14 @@ class LazyDFA:
             raise GrammarError(f"reference to undefined rule {e[1]!r}")
         family, key = state
         if not graph.is_productive.of(e):
-            return ops.add(core.NOTHING)
+            return (core.NOTHING,)
         idx = self._family_base[family.prefix] + key
         self._family_rules[idx] = state
         refs, has_and = graph.family_facts[family.prefix]
         reaches_and = has_and or any(graph.index[n] in self._rules_with_and for n in refs)
-        return ops.add(core.REF, a=idx, lo=int(graph.is_nullable.of(e)), hi=int(reaches_and))
+        return core.REF, idx, int(graph.is_nullable.of(e)), int(reaches_and)
 
-    def _words(self, ranges) -> np.ndarray:
+    def _words(self, ranges) -> tuple[int, int, int, int]:
         """The byte classes of a byte set, as four 64-bit words."""
         words = self._class_words.get(ranges)
         if words is None:
@@ -244,7 +260,7 @@ class LazyDFA:
             for lo, hi in ranges:
                 for c in set(classes[lo : hi + 1]):
                     mask |= 1 << c
-            words = self._class_words[ranges] = np.frombuffer(mask.to_bytes(32, "little"), dtype=np.uint64)
+            words = self._class_words[ranges] = tuple((mask >> (64 * i)) & 0xFFFFFFFFFFFFFFFF for i in range(4))
         return words
 
     def _check_left_recursion(self, graph: RuleGraph) -> None:
@@ -389,43 +405,6 @@ class LazyDFA:
             out.append(b)
             state = int(row[b])
         return bytes(out)
-
-
-class _Ops:
-    """A flattened IR expression for :func:`~structgen.automaton.derivatives.intern_ops`."""
-
-    def __init__(self) -> None:
-        self.kinds: list[int] = []
-        self.a: list[int] = []
-        self.lo: list[int] = []
-        self.hi: list[int] = []
-        self.words: list[np.ndarray | None] = []
-        self.kids: list[list[int]] = []
-        self.ir_ids: list[int] = []  # the IR nodes flattened (not EXISTING ops), and their ops
-        self.ir_ops: list[int] = []
-
-    def add(self, kind: int, *, a: int = 0, lo: int = 0, hi: int = 0, words=None, kids=()) -> int:
-        self.kinds.append(kind)
-        self.a.append(a)
-        self.lo.append(lo)
-        self.hi.append(hi)
-        self.words.append(words)
-        self.kids.append(kids)
-        return len(self.kinds) - 1
-
-    def arrays(self):
-        n = len(self.kinds)
-        words = np.zeros((n, 4), dtype=np.uint64)
-        for i, w in enumerate(self.words):
-            if w is not None:
-                words[i] = w
-        counts = [len(k) for k in self.kids]
-        kid_start = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(counts, out=kid_start[1:])
-        kids = np.fromiter((x for k in self.kids for x in k), dtype=np.int64, count=int(kid_start[-1]))
-        return (np.asarray(self.kinds, dtype=np.int64), np.asarray(self.a, dtype=np.int64),
-                np.asarray(self.lo, dtype=np.int64), np.asarray(self.hi, dtype=np.int64),
-                words, kids, kid_start)  # fmt: skip
 
 
 def _byte_classes(byte_sets) -> tuple[list[int], list[list[int]]]:
