@@ -34,6 +34,7 @@ from structgen.automaton.lazy_dfa import DEAD, LazyDFA
 from structgen.errors import InvalidSchemaError, UnsatisfiableSchemaError, UnsupportedSchemaError
 from structgen.frontends import charlang, json_formats, json_numbers, json_text
 from structgen.frontends.json_schema import json_schema_to_grammar
+from structgen.frontends.json_strings import pattern_language
 from structgen.grammar import ir
 from tests.ir_oracle import matches as oracle_matches
 
@@ -401,6 +402,33 @@ def test_pattern():
     assert not accepts_text({"pattern": "^\\W$"}, '"é"', whitespace="compact")  # Python's re: é is a word char
     assert_sound({"type": "string", "pattern": "^[a-c]{2,4}x?$", "minLength": 3}, seed=1)
     assert_sound({"type": "string", "pattern": "^\\S+\\s\\D$"}, seed=2)
+
+
+def test_one_class_patterns_with_lengths_are_counted_classes():
+    """``^[\\w.-]+$`` with a length is one counted class, not a product
+    automaton: a repeat of the class (which the automaton clamps), with the
+    bounds of both."""
+    s = {"type": "string", "pattern": "^[\\w.\\- ]+$", "minLength": 3, "maxLength": 6}
+    check(s, ["abc", "a-b.c ", "___"], ["ab", "abcdefg", "ab/c", "", "abé"])
+    (body,) = json_schema_to_grammar(s).rules.values()
+    assert [e[0] for e in body[1]].count("rep") == 3  # whitespace, the counted class, whitespace
+    check({"type": "string", "pattern": "^[a-z]*$", "maxLength": 2}, ["", "ab"], ["abc", "A"])
+    check({"type": "string", "pattern": "^[a-z]+$", "maxLength": 2}, ["a", "ab"], ["", "abc"])
+    check({"allOf": [{"pattern": "^[a-f]+$"}, {"pattern": "^[d-z]*$"}], "maxLength": 3}, ["def", "d"], ["", "a", "defd", "x"])
+    assert_sound({"type": "string", "pattern": "^[0-9a-f]+$", "minLength": 2, "maxLength": 5}, seed=3)
+    # not one class: a product automaton as before
+    check({"type": "string", "pattern": "^(ab)+$", "maxLength": 4}, ["ab", "abab"], ["a", "ababab"])
+    check({"type": "string", "pattern": "^[a-z]", "maxLength": 2}, ["a", "a1"], ["1", "abc"])
+
+
+def test_class_loop():
+    def loop(p: str):
+        return charlang.class_loop(charlang.minimize(charlang.dfa_of(pattern_language(p))))
+
+    assert loop("^[a-c]+$") == (((97, 99),), 1)
+    assert loop("^[a-c]*$") == (((97, 99),), 0)
+    for p in ("^[a-c]", "^(ab)*$", "^a[a-c]*$", "x"):
+        assert loop(p) is None, p
 
 
 def test_pattern_errors():

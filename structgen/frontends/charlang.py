@@ -653,6 +653,29 @@ def minimize(dfa: DFA) -> DFA:
     return DFA(trans, accept, minimal=True)
 
 
+def class_loop(dfa: DFA, start: int = 0) -> tuple[Ranges, int] | None:
+    """``(C, 0)`` if the language of ``dfa`` from ``start`` is ``C*`` for one
+    character class ``C``, ``(C, 1)`` if it is ``C+``, else None (a pattern
+    such as ``^[\\w.-]+$``)."""
+
+    def only_move(s: int) -> tuple[Ranges, int] | None:
+        targets = {t for _, t in dfa.trans[s]}
+        if len(targets) != 1:
+            return None
+        return merge_ranges(r for ranges, _ in dfa.trans[s] for r in ranges), targets.pop()
+
+    if dfa.empty or not dfa.accept[start]:
+        first = None if dfa.empty else only_move(start)
+        if first is None or first[1] == start:
+            return None
+        loop = only_move(first[1])
+        if dfa.accept[first[1]] and loop == (first[0], first[1]):
+            return first[0], 1
+        return None
+    move = only_move(start)
+    return (move[0], 0) if move is not None and move[1] == start else None
+
+
 def is_universal(dfa: DFA) -> bool:
     """Does the DFA accept every string (of scalar values)?"""
     if dfa.empty:

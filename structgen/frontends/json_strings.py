@@ -305,6 +305,10 @@ class StringsMixin:
             if f2[0] == "var":
                 self.string_memo[key] = comps2[f2[1]]
                 return comps2[f2[1]]
+            counted = _counted_class(comps2, f2)
+            if counted is not None:
+                self.string_memo[key] = counted
+                return counted
             if b is not None and _is_conjunction(comps2, f2) and _product_bound(comps2) > 4 * MAX_STRING_STATES:
                 raise charlang.TooLarge  # plainly too big: skip the eager attempt
             dfa = _combined(comps2, f2)
@@ -400,6 +404,32 @@ def _is_conjunction(comps: list, f) -> bool:
     """Is ``f`` a plain "all of these" over expression components (no
     negation, no non-regular checkers), which an IR intersection can state?"""
     return f[0] == "and" and all(x[0] == "var" and isinstance(comps[x[1]], tuple) for x in f[1:])
+
+
+def _counted_class(comps: list, f) -> ir.Expr | None:
+    """A conjunction of lengths and one-class loops (``^[\\w.-]+$``) as one
+    counted class ``C{lo,hi}``, or None. The product automaton of such a
+    pattern and a ``maxLength`` is a chain with a state per position, and no
+    two positions share a mask (about 4 ms each for ``\\w`` and ``maxLength:
+    64``); a counted repeat is clamped, and its positions share the masks of
+    their length tiers (``TokenIndex._tiered``)."""
+    if f[0] != "and" or not all(x[0] == "var" for x in f[1:]):
+        return None
+    ranges, lo, hi = charlang.ANY_RANGES, 0, None
+    for x in f[1:]:
+        c = comps[x[1]]
+        if c[0] == "rep" and c[1] == charlang.ANY_CHAR:
+            lo = max(lo, c[2])
+            hi = c[3] if hi is None else hi if c[3] is None else min(hi, c[3])
+            continue
+        loop = charlang.class_loop(c[1], c[2]) if c[0] == charlang.DFA_LEAF else None
+        if loop is None:
+            return None
+        ranges = charlang.intersect_ranges(ranges, loop[0])
+        lo = max(lo, loop[1])
+    if hi is not None and lo > hi:
+        return NOTHING
+    return ir.rep(charlang.cset(ranges), lo, hi)
 
 
 def _product_bound(comps: list) -> float:
