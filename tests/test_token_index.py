@@ -183,8 +183,16 @@ LOOPS = {  # grammar, whether its loop is split, texts read inside the loop
     "bytes": (ir.seq(ir.literal('"'), ir.rep(ir.byte_ranges([(0x20, 0x21), (0x23, 0xFF)])), ir.literal('"')), True, TEXT),
     # Nothing leaves the loop: every token is kept whole.
     "everything": (ir.seq(ir.literal('"'), ir.rep(ir.byte_ranges([(0, 0xFF)]))), True, TEXT),
-    # Nearly every token leaves a loop of letters: no split, a full walk.
-    "letters": (ir.seq(ir.literal('"'), ir.rep(ir.byte_ranges([(0x61, 0x7A)])), ir.literal('"')), False, TEXT[:2]),
+    # Nearly every token leaves a loop of letters, but only the quote leads on:
+    # the split holds the tokens whose first other byte is a quote.
+    "letters": (ir.seq(ir.literal('"'), ir.rep(ir.byte_ranges([(0x61, 0x7A)])), ir.literal('"')), True, TEXT[:2]),
+    # Letters and the two-byte characters of U+00C0..U+00FF: the lead byte C3
+    # leaves the loop but leads on, into the middle of a character.
+    "letters and latin-1": (ir.seq(ir.literal('"'), ir.rep(ir.alt(ir.byte_ranges([(0x61, 0x7A)]), ir.seq(
+        ir.byte_ranges([(0xC3, 0xC3)]), ir.byte_ranges([(0x80, 0xBF)])))), ir.literal('"')), True, TEXT[:2] + ("é".encode(),)),
+    # A space leads on too, and a third of the tokens leave there: no split, a full walk.
+    "letters, then a space": (ir.seq(ir.literal('"'), ir.rep(ir.byte_ranges([(0x61, 0x7A)])),
+                                     ir.alt(ir.literal('"'), ir.literal(" x"))), False, TEXT[:2]),
 }
 
 
@@ -212,15 +220,15 @@ def test_loop_splits_kept_are_the_most_recent():
     tokens = [bytes([b]) for b in range(256)] + [b"w%d" % i for i in range(3000)]
     arrays = TokenArrays.of(Vocabulary.from_token_bytes(tokens, eos_ids=[], name="loop-splits"))
     first = np.zeros(4, dtype=np.uint64)
-    split = arrays.loop_split(1, first)
-    assert split is not None and arrays.loop_split(1, first) is split
+    split = arrays.loop_split(1, first, first)
+    assert split is not None and arrays.loop_split(1, first, first) is split
     for byte in range(1, 40):
         leaving = first.copy()
         leaving[byte >> 6] |= np.uint64(1) << np.uint64(byte & 63)
-        arrays.loop_split(1, leaving)
+        arrays.loop_split(1, leaving, leaving)
     assert len(arrays._loop_splits) == token_index._KEPT_SPLITS
-    assert arrays.loop_split(1, leaving) is arrays.loop_split(1, leaving)
-    assert arrays.loop_split(1, first) is not split  # evicted, made again
+    assert arrays.loop_split(1, leaving, leaving) is arrays.loop_split(1, leaving, leaving)
+    assert arrays.loop_split(1, first, first) is not split  # evicted, made again
 
 
 KEY_SCHEMA = {
@@ -243,14 +251,18 @@ KEY_DOCS = [
 def test_key_and_value_starts_match_brute_force(tokenizer_name):
     """Object key starts and non-looping string starts (minLength): the walk
     enters string contents one byte in, where the loop shortcut takes over
-    from a state other than the mask's; declared names, UTF-8 lead bytes and
-    free keys must all come out exactly as the brute force walk says."""
+    from a state other than the mask's, and first bytes into the free-key
+    loop take that loop's mask; declared names, UTF-8 lead bytes and free
+    keys must all come out exactly as the brute force walk says."""
     tokenizer = tokenizers.ALL[tokenizer_name]()
     grammar = compile_json_schema(KEY_SCHEMA, tokenizer, whitespace="flexible")
+    handed_over = 0
     for doc in KEY_DOCS:
         text = json.dumps(doc, ensure_ascii=False)
         m = grammar.matcher()
         for tok in tokenizer.encode(text, add_special_tokens=False):
             assert np.array_equal(m.allowed_mask(), brute_force_mask(grammar, m.state)), m.state
+            handed_over += bool(grammar.index._handed_over(m.state))
             assert m.advance(tok)
         assert m.is_accepting()
+    assert handed_over  # key states whose first bytes take the free-key loop's mask were met

@@ -45,24 +45,35 @@ class LoopSplit:
         self.ids = ids
 
 
-def split_tokens(arrays, leaving: np.ndarray, kind: int) -> LoopSplit | None:
+def split_tokens(arrays, leaving: np.ndarray, kind: int, live: np.ndarray) -> LoopSplit | None:
     """The split of the vocabulary of ``arrays``
     (:class:`~structgen.index.token_index.TokenArrays`) for a loop that
-    ``leaving`` bytes (four 64-bit words) leave, or None if it would leave
-    too many tokens to walk."""
+    ``leaving`` bytes (four 64-bit words) leave, ``live`` of them to a state
+    that is not dead, or None if it would leave too many tokens to walk.
+    A token whose first leaving byte leads to the dead state is rejected
+    outright: inside a string with a narrow ``pattern`` class nearly every
+    byte leaves, but only the closing quote leads on, so few tokens are left
+    to walk however many leave."""
     trie = arrays.trie
-    member = np.unpackbits(leaving.view(np.uint8), bitorder="little").astype(bool)
+    member = _bytes_of(leaving)
+    on = _bytes_of(live)
     limit = _MOST_LEFT * trie.size
-    if trie.strings_with_byte[member].max(initial=0) > limit:
+    if trie.strings_with_byte[on].max(initial=0) > limit:
         return None
     cut = first_in(trie.flat, trie.offsets, trie.lengths, member)
+    leaves = cut < trie.lengths
+    at_cut = trie.flat[np.minimum(trie.offsets + cut, len(trie.flat) - 1)]
+    dies = leaves & ~on[at_cut]  # cut at a leaving byte that leads nowhere
     if kind == _WHOLE_UTF8_LOOP:
         ends_cut_off = (cut == trie.lengths) & trie.utf8_cut_off
+        broken = trie.utf8_prefix < cut  # a character cut off or ill-formed before the leaving byte
         cut = np.minimum(cut, trie.utf8_prefix)
         left = (cut < trie.lengths) & ~ends_cut_off
+        dies &= ~broken
     else:
-        left = cut < trie.lengths
-    positions = np.flatnonzero(left)
+        left = leaves
+    walked = left & ~dies
+    positions = np.flatnonzero(walked)
     if len(positions) > limit:
         return None
     strings = arrays.strings
@@ -70,3 +81,8 @@ def split_tokens(arrays, leaving: np.ndarray, kind: int) -> LoopSplit | None:
     order = sorted(range(len(suffixes)), key=suffixes.__getitem__)
     kept = arrays.bits_of(arrays.ids[~left])
     return LoopSplit(kept, ByteTrie([suffixes[i] for i in order]), arrays.ids[positions[order]])
+
+
+def _bytes_of(words: np.ndarray) -> np.ndarray:
+    """The 256 flags of a byte set given as four 64-bit words."""
+    return np.unpackbits(words.view(np.uint8), bitorder="little").astype(bool)

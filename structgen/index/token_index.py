@@ -42,6 +42,8 @@ _LENGTH_TIERS = (8, 16, 32, 64)
 _TIER_WALK_LIMIT = 4096  # most tokens a tiered mask walks from the state itself
 _PROBE_BYTE = ord("e")
 _KEPT_SPLITS = 16
+_HANDED_OVER_MIN = 8  # fewest first bytes worth taking from a loop's mask (see TokenIndex._handed_over)
+_KEPT_TOP_MASKS = 64
 
 
 class TokenArrays:
@@ -74,7 +76,9 @@ class TokenArrays:
         bounds = [0] + self.tiers
         self.tier_masks = [self.bits_of(self.ids[(self.lengths >= lo) & (self.lengths < hi)]) for lo, hi in zip(bounds, bounds[1:])]
         self.longer_than = [int((self.lengths >= h).sum()) for h in self.tiers]
-        self._loop_splits: OrderedDict[tuple[int, bytes], LoopSplit | None] = OrderedDict()
+        self._loop_splits: OrderedDict[tuple[int, bytes, bytes], LoopSplit | None] = OrderedDict()
+        self.top_bytes = self.trie.node_byte[: self.trie.n_top]
+        self._top_masks: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     def bits_of(self, ids: np.ndarray) -> np.ndarray:
@@ -83,21 +87,41 @@ class TokenArrays:
         flags[ids] = True
         return np.packbits(flags, bitorder="little")
 
-    def loop_split(self, kind: int, leaving: np.ndarray) -> LoopSplit | None:
+    def loop_split(self, kind: int, leaving: np.ndarray, live: np.ndarray) -> LoopSplit | None:
         """The vocabulary split for a loop (:mod:`structgen.index.loop_split`),
         made on first use; states of all grammars over this vocabulary share
         it. The most recently used splits are kept (a split of a pattern's
         loop can take a few MB, and a long-lived process meets many)."""
-        key = (kind, leaving.tobytes())
+        key = (kind, leaving.tobytes(), live.tobytes())
         splits = self._loop_splits
         with self._lock:
             if key in splits:
                 splits.move_to_end(key)
             else:
-                splits[key] = split_tokens(self, leaving, kind)
+                splits[key] = split_tokens(self, leaving, kind, live)
                 while len(splits) > _KEPT_SPLITS:
                     splits.popitem(last=False)
             return splits[key]
+
+    def tops_bits(self, tops: np.ndarray) -> np.ndarray:
+        """A packed mask of the tokens below the top trie nodes ``tops``; the
+        most recently used ones are kept (key states of a schema share
+        theirs)."""
+        key = tops.tobytes()
+        masks = self._top_masks
+        with self._lock:
+            bits = masks.get(key)
+            if bits is not None:
+                masks.move_to_end(key)
+                return bits
+        trie = self.trie
+        positions = np.concatenate([np.arange(trie.node_lo[v], trie.node_hi[v]) for v in tops.tolist()])
+        bits = self.bits_of(self.ids[positions])
+        with self._lock:
+            masks[key] = bits
+            while len(masks) > _KEPT_TOP_MASKS:
+                masks.popitem(last=False)
+        return bits
 
     @classmethod
     def of(cls, vocab) -> "TokenArrays":
@@ -147,15 +171,17 @@ class TokenIndex:
         are walked, directly from ``state``.
 
         That pays only when the clamped masks are used again, as at successive
-        positions of one string. A counter further on (a later property's
-        ``maxLength``) also makes clamped states differ, but each of them once:
-        tiers are used from the second state that clamps to the same state."""
+        positions of one string, or are cheap, as a loop split's are (the
+        clamped state of ``[a-z]{0,60}`` loops). A counter further on (a later
+        property's ``maxLength``) also makes clamped states differ, but each
+        of them once: otherwise tiers are used from the second state that
+        clamps to the same state."""
         a = self.arrays
         smallest = self.dfa.mask_equivalent(state, a.tiers[0])
         if smallest == state:  # no counter matters to a token of any length
             return self._pack(state, self._walk(state))
         seen = self._clamped_seen[smallest] = self._clamped_seen.get(smallest, 0) + 1
-        if seen < 2:
+        if seen < 2 and self._loop_split(smallest) is None:
             return self._pack(state, self._walk(state))
         clamped = [smallest]
         for h in a.tiers[1:-1]:
@@ -180,7 +206,8 @@ class TokenIndex:
         included); with ``min_len``, exact for the tokens of at least that
         many bytes and a subset of the truth for the others. A state that
         loops on most bytes walks only the tokens that leave the loop
-        (:mod:`structgen.index.loop_split`)."""
+        (:mod:`structgen.index.loop_split`); the first bytes that lead into
+        such a loop take their tokens from its mask (:meth:`_handed_over`)."""
         a = self.arrays
         if state == DEAD:
             return np.zeros_like(a.regular_bits)
@@ -190,16 +217,71 @@ class TokenIndex:
             bits = split.kept.copy()
             write_bits(buf.allowed, counts[0], split.ids, split.trie.lengths, 0, bits, True)
             return bits
-        buf, counts = self._walk_trie(a.trie, state, min_len)
+        handed = self._handed_over(state) if min_len == 0 else []
+        if not handed:
+            buf, counts = self._walk_trie(a.trie, state, min_len)
+            return self._bits_of_walk(buf, counts, min_len, a.regular_bits)
+        keep = np.ones(a.trie.n_top, dtype=bool)
+        for _, tops in handed:
+            keep[tops] = False
+        buf, counts = self._walk_trie(a.trie, state, 0, np.flatnonzero(keep))
+        handed_bits = [(self._loop_mask(loop), a.tops_bits(tops)) for loop, tops in handed]
+        walked_part = a.regular_bits.copy()
+        for _, under in handed_bits:
+            walked_part &= ~under
+        bits = self._bits_of_walk(buf, counts, 0, walked_part)
+        for mask, under in handed_bits:
+            bits |= mask & under
+        return bits
+
+    def _loop_mask(self, loop: int) -> np.ndarray:
+        """The mask of a state with a loop split, cached. Made from the split
+        directly rather than through :meth:`packed_mask`, whose clamped state
+        could hand subtrees over again and come back here."""
+        mask = self._masks.get(loop)
+        if mask is None:
+            mask = self._masks[loop] = self._pack(loop, self._walk(loop))
+        return mask
+
+    def _bits_of_walk(self, buf, counts, min_len: int, walked: np.ndarray) -> np.ndarray:
+        """The packed mask a walk found, written from the shorter of its
+        allowed and rejected lists; ``walked`` is the regular tokens of the
+        subtrees it walked (every one of them is in one of the lists)."""
+        a = self.arrays
         n_allowed, n_rejected, allowed_total, rejected_total = counts.tolist()
         if min_len == 0 and rejected_total < allowed_total:
-            # Every position is in one of the two lists: clear the shorter one.
-            bits = a.regular_bits.copy()
+            bits = walked.copy()
             write_bits(buf.rejected, n_rejected, a.ids, a.lengths, 0, bits, False)
         else:
             bits = np.zeros_like(a.regular_bits)
             write_bits(buf.allowed, n_allowed, a.ids, a.lengths, min_len, bits, True)
         return bits
+
+    def _handed_over(self, state: int) -> list[tuple[int, np.ndarray]]:
+        """Loops whose masks answer for whole subtrees of the trie at
+        ``state``: ``(loop state t, top node ids)``. If a first byte ``b``
+        leads from ``state`` and from ``t`` to the same state, the tokens
+        starting with ``b`` are allowed in ``state`` exactly when they are in
+        ``t``. At an object key with undeclared names allowed, every first
+        byte that no declared name continues with (letters, quote, the
+        lead bytes of other characters) does that with the free-key loop,
+        whose mask is a loop split shared by every key position; walking
+        those subtrees from the key state visited about 15,000 trie nodes.
+        Candidates are the loops ``state`` enters on at least
+        ``_HANDED_OVER_MIN`` first bytes."""
+        a = self.arrays
+        targets = self.dfa.complete_row(state)[a.top_bytes]
+        found, count = np.unique(targets, return_counts=True)
+        free = targets != DEAD
+        out = []
+        for t in found[np.argsort(-count, kind="stable")].tolist():
+            if t == DEAD or t == state or (targets == t).sum() < _HANDED_OVER_MIN or self._loop_split(t) is None:
+                continue
+            same = free & (self.dfa.table[t, a.top_bytes] == targets)
+            if same.sum() >= _HANDED_OVER_MIN:
+                out.append((t, np.flatnonzero(same)))
+                free &= ~same
+        return out
 
     def _loop_split(self, state: int) -> LoopSplit | None:
         """The split for ``state``'s loop, if it loops on a probe byte (a
@@ -207,19 +289,26 @@ class TokenIndex:
         not pay, it does not, and the loop bytes are not worth deriving)."""
         if self.dfa.step(state, _PROBE_BYTE) != state:
             return None
-        return self.arrays.loop_split(*self.dfa.loop_bytes(state))
+        kind, leaving = self.dfa.loop_bytes(state)
+        on = np.packbits(self.dfa.table[state] != DEAD, bitorder="little").view(np.uint64) & leaving
+        return self.arrays.loop_split(kind, leaving, on)
 
-    def _walk_trie(self, trie: ByteTrie, state: int, min_len: int):
+    def _walk_trie(self, trie: ByteTrie, state: int, min_len: int, tops: np.ndarray | None = None):
         """The compiled walk (:func:`~structgen.index.kernels.walk_trie`) of
-        ``trie`` from ``state``: the walk buffers with the allowed and
+        ``trie`` from ``state`` (of the subtrees of ``tops`` only, if
+        given): the walk buffers with the allowed and
         rejected position ranges, and their counts. The walk derives what it
         needs as it goes; if the DFA needs Python for that (a rule body, more
         room) it sets aside the subtrees it has not settled, the DFA fixes
         the cause, and the walk goes on with them."""
         buf = trie.buffers()
         (work_node, work_parent), (set_node, set_parent) = buf.work, buf.deferred
-        n = trie.n_top
-        work_node[:n] = np.arange(n)
+        if tops is None:
+            n = trie.n_top
+            work_node[:n] = np.arange(n)
+        else:
+            n = len(tops)
+            work_node[:n] = tops
         work_parent[:n] = state
         counts = np.zeros(4, dtype=np.int64)
         while n:
