@@ -43,6 +43,7 @@ _TIER_WALK_LIMIT = 4096  # most tokens a tiered mask walks from the state itself
 _PROBE_BYTE = ord("e")
 _KEPT_SPLITS = 16
 _HANDED_OVER_MIN = 8  # fewest first bytes worth taking from a loop's mask (see TokenIndex._handed_over)
+_HANDOVER_PROBES = b"qxz"  # first letters that rarely begin every declared name
 _KEPT_TOP_MASKS = 64
 
 
@@ -78,6 +79,8 @@ class TokenArrays:
         self.longer_than = [int((self.lengths >= h).sum()) for h in self.tiers]
         self._loop_splits: OrderedDict[tuple[int, bytes, bytes], LoopSplit | None] = OrderedDict()
         self.top_bytes = self.trie.node_byte[: self.trie.n_top]
+        self.top_of_byte = np.full(256, -1, dtype=np.int64)
+        self.top_of_byte[self.top_bytes] = np.arange(self.trie.n_top)
         self._top_masks: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -267,16 +270,22 @@ class TokenIndex:
         lead bytes of other characters) does that with the free-key loop,
         whose mask is a loop split shared by every key position; walking
         those subtrees from the key state visited about 15,000 trie nodes.
-        Candidates are the loops ``state`` enters on at least
-        ``_HANDED_OVER_MIN`` first bytes."""
+        The candidates are the states a few rare first letters lead to, when
+        they loop there: asking every distinct target cost more, over all
+        masks, than the walks it saved."""
         a = self.arrays
         targets = self.dfa.complete_row(state)[a.top_bytes]
-        found, count = np.unique(targets, return_counts=True)
-        free = targets != DEAD
-        out = []
-        for t in found[np.argsort(-count, kind="stable")].tolist():
-            if t == DEAD or t == state or (targets == t).sum() < _HANDED_OVER_MIN or self._loop_split(t) is None:
+        out: list[tuple[int, np.ndarray]] = []
+        free = None
+        for b in _HANDOVER_PROBES:
+            top = a.top_of_byte[b]
+            t = int(targets[top]) if top >= 0 else DEAD
+            if t == DEAD or t == state or any(t == u for u, _ in out):
                 continue
+            if self.dfa.step(t, b) != t or self._loop_split(t) is None:
+                continue
+            if free is None:
+                free = targets != DEAD
             same = free & (self.dfa.table[t, a.top_bytes] == targets)
             if same.sum() >= _HANDED_OVER_MIN:
                 out.append((t, np.flatnonzero(same)))
