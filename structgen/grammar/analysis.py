@@ -387,9 +387,10 @@ class _RuleFixpoint:
     def _ev(self, e: Expr, local: dict[int, bool], approx: dict[int, bool]) -> bool:
         """Value of ``e``; rules of the component being iterated read their
         current approximation in ``approx``, others are solved first."""
-        got = self.memo.get(id(e))
+        key = id(e)
+        got = self.memo.get(key)
         if got is None:
-            got = local.get(id(e))
+            got = local.get(key)
         if got is not None:
             return got
         kind = e[0]
@@ -411,18 +412,28 @@ class _RuleFixpoint:
                     self._lazy(i)
                     got = self.value[i]
             return got
-        known = _summaries.get(id(e))
+        known = _summaries.get(key)
         if known is not None and known[0] is e and not known[1]:  # no references: fixed already
             return known[4] if self.nullable else known[5]
-        if kind in ("seq", "and"):  # for "and" productivity is over-approximated: decided per state
-            r = all(self._ev(x, local, approx) for x in e[1])
+        # Plain loops rather than any()/all() over generators: this runs for
+        # most nodes of a big grammar, on the way to its first mask.
+        if kind == "seq" or kind == "and":  # for "and" productivity is over-approximated: decided per state
+            r = True
+            for x in e[1]:
+                if not self._ev(x, local, approx):
+                    r = False
+                    break
         elif kind == "alt":
-            r = any(self._ev(x, local, approx) for x in e[1])
+            r = False
+            for x in e[1]:
+                if self._ev(x, local, approx):
+                    r = True
+                    break
         elif kind == "rep":
             r = e[2] == 0 or self._ev(e[1], local, approx)
         else:
             r = False
-        local[id(e)] = r
+        local[key] = r
         return r
 
 
