@@ -81,6 +81,10 @@ class TokenArrays:
         self.top_bytes = self.trie.node_byte[: self.trie.n_top]
         self.top_of_byte = np.full(256, -1, dtype=np.int64)
         self.top_of_byte[self.top_bytes] = np.arange(self.trie.n_top)
+        # per token id, the top node its bytes start with (n_top: special or empty)
+        self._top_of_id = np.full(self.size, self.trie.n_top, dtype=np.int32)
+        lo, hi = self.trie.node_lo[: self.trie.n_top], self.trie.node_hi[: self.trie.n_top]
+        self._top_of_id[self.ids] = np.repeat(np.arange(self.trie.n_top, dtype=np.int32), hi - lo)
         self._top_masks: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -117,9 +121,9 @@ class TokenArrays:
             if bits is not None:
                 masks.move_to_end(key)
                 return bits
-        trie = self.trie
-        positions = np.concatenate([np.arange(trie.node_lo[v], trie.node_hi[v]) for v in tops.tolist()])
-        bits = self.bits_of(self.ids[positions])
+        chosen = np.zeros(self.trie.n_top + 1, dtype=bool)  # the last entry: tokens outside the trie
+        chosen[tops] = True
+        bits = np.packbits(chosen[self._top_of_id], bitorder="little")
         with self._lock:
             masks[key] = bits
             while len(masks) > _KEPT_TOP_MASKS:
