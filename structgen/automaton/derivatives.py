@@ -123,8 +123,43 @@ def new_store(num_rules: int, byte_class: np.ndarray, class_first_byte, max_stat
         arrays[name] = np.full((size.get(name, nodes), *width), fill.get(name, 0), dtype=dtype)
     arrays["byte_class"] = np.asarray(byte_class, dtype=np.int64)
     arrays["class_first_byte"] = np.asarray(class_first_byte, dtype=np.int64)
-    st = Store(*(arrays[name] for name in _FIELD_NAMES))
+    st = _store_of(*(arrays[name] for name in _FIELD_NAMES))
     _init_store(st, max_states, max_nodes)
+    return st
+
+
+@njit(cache=True)
+def _store_of(meta, kind, a, b, lo, hi, nullable, has_and, first, first_known, kids, intern, memo_keys, memo_vals,
+              alike_keys, alike_vals, rule_body, node_of_state, table, complete, loop_out, loop_kind, byte_class,
+              class_first_byte):  # fmt: skip
+    """A store of these arrays (in the order of ``_FIELDS``), made in cached
+    compiled code: ``Store(...)`` compiles its constructor again in every
+    process, half a second of a process's first compile."""
+    st = structref.new(STORE_TYPE)
+    st.meta = meta
+    st.kind = kind
+    st.a = a
+    st.b = b
+    st.lo = lo
+    st.hi = hi
+    st.nullable = nullable
+    st.has_and = has_and
+    st.first = first
+    st.first_known = first_known
+    st.kids = kids
+    st.intern = intern
+    st.memo_keys = memo_keys
+    st.memo_vals = memo_vals
+    st.alike_keys = alike_keys
+    st.alike_vals = alike_vals
+    st.rule_body = rule_body
+    st.node_of_state = node_of_state
+    st.table = table
+    st.complete = complete
+    st.loop_out = loop_out
+    st.loop_kind = loop_kind
+    st.byte_class = byte_class
+    st.class_first_byte = class_first_byte
     return st
 
 
