@@ -43,8 +43,8 @@ _TIER_WALK_LIMIT = 4096  # most tokens a tiered mask walks from the state itself
 _PROBE_BYTE = ord("e")
 _KEPT_SPLITS = 16
 _HANDED_OVER_MIN = 8  # fewest first bytes worth taking from a loop's mask (see TokenIndex._handed_over)
-_HANDOVER_PROBES = b"qxz"  # first letters that rarely begin every declared name
-_KEPT_TOP_MASKS = 64
+_HANDED_OVER_PROBES = b"qxz"  # first letters that rarely begin every declared name
+_KEPT_TOP_MASKS = 64  # packed masks of top-node sets kept per vocabulary (16 KB each for Llama-3)
 
 
 class TokenArrays:
@@ -281,7 +281,7 @@ class TokenIndex:
         targets = self.dfa.complete_row(state)[a.top_bytes]
         out: list[tuple[int, np.ndarray]] = []
         free = None
-        for b in _HANDOVER_PROBES:
+        for b in _HANDED_OVER_PROBES:
             top = a.top_of_byte[b]
             t = int(targets[top]) if top >= 0 else DEAD
             if t == DEAD or t == state or any(t == u for u, _ in out):
