@@ -413,14 +413,15 @@ def _counted_class(comps: list, f) -> ir.Expr | None:
     two positions share a mask (about 4 ms each for ``\\w`` and ``maxLength:
     64``); a counted repeat is clamped, and its positions share the masks of
     their length tiers (``TokenIndex._tiered``)."""
-    if f[0] != "and" or not all(x[0] == "var" for x in f[1:]):
+    if not _is_conjunction(comps, f):
         return None
     ranges, lo, hi = charlang.ANY_RANGES, 0, None
     for x in f[1:]:
         c = comps[x[1]]
         if c[0] == "rep" and c[1] == charlang.ANY_CHAR:
             lo = max(lo, c[2])
-            hi = c[3] if hi is None else hi if c[3] is None else min(hi, c[3])
+            if c[3] is not None:
+                hi = c[3] if hi is None else min(hi, c[3])
             continue
         loop = charlang.class_loop(c[1], c[2]) if c[0] == charlang.DFA_LEAF else None
         if loop is None:
