@@ -680,6 +680,21 @@ def test_undeclared_keys_spelled_once_per_process_stay_exact():
     assert_sound(strict, seed=8)
 
 
+def test_undeclared_keys_stay_shared_after_the_register_is_emptied():
+    """A long-lived process empties the register of key tries now and then;
+    the tries still cached must keep their shared spelling afterwards (they
+    once lost it for good, and big schemas spelled their keys afresh)."""
+    from structgen.frontends import json_strings
+
+    s = {"properties": {"shared-after-clear": {"type": "integer"}}, "additionalProperties": {"type": "string"}}
+    json_schema_to_grammar(s)
+    json_strings._names_of.clear()
+    before = json_strings._undeclared_keys.cache_info().hits
+    json_schema_to_grammar(s)
+    assert json_strings._undeclared_keys.cache_info().hits > before
+    check(s, [{"shared-after-clear": 1, "x": "y"}], [{"shared-after-clear": "y"}, {"x": 1}])
+
+
 def test_pattern_properties():
     s = {"patternProperties": {"^x-": {"type": "integer"}, "id$": {"type": "string"}},
          "additionalProperties": False}

@@ -76,11 +76,31 @@ def _subst(f, consts: dict):
 _NOT_IN_KEPT = 1024
 
 
-@lru_cache(maxsize=_NOT_IN_KEPT)
 def _not_in(names: tuple) -> ir.Expr:
     """Strings (character level) that are none of ``names``, as a trie
-    complement. Kept per process: schemas of one family (Kubernetes, say)
-    declare the same objects again and again."""
+    complement, registered so that :meth:`StringCompiler.spell_key` knows it
+    by identity and takes its spelling from :func:`_undeclared_keys`.
+
+    Registered at every call, not only when the trie is built: the register
+    is emptied when it grows, and a trie still in the cache must be known
+    again afterwards. (It was registered only when built; once the register
+    had been emptied, deep into a long run, every cached trie was spelled
+    afresh: 100 ms instead of 8 ms for the keys of a large Kubernetes
+    schema.)"""
+    e = _trie_complement(names)
+    if len(_names_of) >= 4 * _NOT_IN_KEPT:
+        _names_of.clear()
+    _names_of[id(e)] = (e, names)  # e is held, so its id is not reused while registered
+    return e
+
+
+_names_of: dict[int, tuple] = {}  # id(_not_in(names)) -> (that expression, names)
+
+
+@lru_cache(maxsize=_NOT_IN_KEPT)
+def _trie_complement(names: tuple) -> ir.Expr:
+    """The trie complement of :func:`_not_in`. Kept per process: schemas of
+    one family (Kubernetes, say) declare the same objects again and again."""
     trie: dict = {}
     END = ""
     for n in names:
@@ -101,14 +121,9 @@ def _not_in(names: tuple) -> ir.Expr:
             opts.append(seq(charlang.char(ch), go(node[ch])))
         return alt(*opts)
 
-    e = go(trie)
-    if len(_names_of) >= 4 * _NOT_IN_KEPT:  # ids of evicted results: drop them all (only sharing is lost)
-        _names_of.clear()
-    _names_of[id(e)] = names  # checked against _not_in(names) before use: e may have been evicted
-    return e
+    return go(trie)
 
 
-_names_of: dict[int, tuple] = {}  # id(_not_in(names)) -> names
 _KEY_RULES: dict[str, ir.Expr] = {}  # the rules of every spelling _undeclared_keys made
 _key_sink = charlang.RuleSink(_KEY_RULES, prefix="keychar")
 _key_encoder = json_text.JsonCharEncoder(_key_sink)
@@ -124,7 +139,7 @@ def _undeclared_keys(names: tuple) -> tuple[ir.Expr, dict[str, ir.Expr]]:
     across schemas, so the spelling is kept per process and its few rules
     are copied into each grammar that uses it."""
     with _key_lock:
-        e = charlang.encode(_not_in(names), _key_encoder, {}, _key_sink)
+        e = charlang.encode(_trie_complement(names), _key_encoder, {}, _key_sink)
         return e, {name: _KEY_RULES[name] for name in dict.fromkeys(ir.iter_refs(e))}
 
 
@@ -351,9 +366,9 @@ class StringsMixin:
     def spell_key(self, key: ir.Expr) -> ir.Expr:
         """The JSON spelling of a key language (character level), as the
         content between the quotes."""
-        names = _names_of.get(id(key))
-        if names is not None and _not_in(names) is key:
-            spelling, rules = _undeclared_keys(names)
+        known = _names_of.get(id(key))
+        if known is not None and known[0] is key:
+            spelling, rules = _undeclared_keys(known[1])
             self.rules.update(rules)
             return spelling
         return charlang.encode(key, self.jenc, self.encode_memo, self.sink)
