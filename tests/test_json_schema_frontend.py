@@ -695,6 +695,28 @@ def test_undeclared_keys_stay_shared_after_the_register_is_emptied():
     check(s, [{"shared-after-clear": 1, "x": "y"}], [{"shared-after-clear": "y"}, {"x": 1}])
 
 
+_NAME_CHARS = st.sampled_from("ab\u00e9\U0001f600\ud800")
+
+
+@settings(max_examples=150, deadline=None)
+@given(names=st.lists(st.text(_NAME_CHARS, max_size=4), max_size=6, unique=True),
+       probes=st.lists(st.text(_NAME_CHARS, max_size=6), max_size=20))
+def test_key_trie_automaton_is_the_minimal_dfa_of_its_trie(names, probes):
+    """The automaton read off a key trie accepts what the trie complement
+    does (names, their prefixes and extensions, other strings), and is as
+    small as minimising the complement's derived DFA gets."""
+    from structgen.frontends import json_strings
+
+    names = tuple(sorted(names))
+    expr = json_strings._trie_complement(names)
+    dfa = json_strings._not_in_automaton(names)
+    derived = charlang.minimize(charlang.dfa_of(expr))
+    assert len(dfa.accept) == len(derived.accept)
+    leaf = (charlang.DFA_LEAF, dfa, 0) if not dfa.empty else ir.NOTHING
+    for s in set(probes) | set(names) | {n[:-1] for n in names} | {n + "a" for n in names}:
+        assert charlang.matches(leaf, s) == charlang.matches(expr, s), s
+
+
 def test_pattern_properties():
     s = {"patternProperties": {"^x-": {"type": "integer"}, "id$": {"type": "string"}},
          "additionalProperties": False}

@@ -97,23 +97,65 @@ def _not_in(names: tuple) -> ir.Expr:
 _names_of: dict[int, tuple] = {}  # id(_not_in(names)) -> (that expression, names)
 
 
-@lru_cache(maxsize=_NOT_IN_KEPT)
-def _trie_complement(names: tuple) -> ir.Expr:
-    """The trie complement of :func:`_not_in`. Kept per process: schemas of
-    one family (Kubernetes, say) declare the same objects again and again."""
+def _names_behind(e: ir.Expr) -> tuple | None:
+    """The names ``e`` was made from, if it is a :func:`_not_in` trie."""
+    known = _names_of.get(id(e))
+    return known[1] if known is not None and known[0] is e else None
+
+
+_END = ""  # a trie node's mark that a name ends there (no character is "")
+
+
+def _trie(names: tuple) -> dict:
+    """Nested dicts, one per prefix of a name, keyed by the next character."""
     trie: dict = {}
-    END = ""
     for n in names:
         node = trie
         for ch in n:
             node = node.setdefault(ch, {})
-        node[END] = True
+        node[_END] = True
+    return trie
+
+
+@lru_cache(maxsize=_NOT_IN_KEPT)
+def _not_in_automaton(names: tuple) -> charlang.DFA:
+    """The minimal DFA of :func:`_not_in` ``(names)``, read off the trie:
+    state 0 is the root, state 1 the strings that left the trie (everything
+    accepted from there), every other state a trie node. Deriving it from the
+    trie's expression instead took 100 ms for a trie of 460 nodes."""
+    nodes = [_trie(names), None]
+    trans: list = [None, [(charlang.ANY_RANGES, 1)]]
+    accept = [False, True]
+    i = 0
+    while i < len(nodes):
+        node = nodes[i]
+        if node is not None:
+            kids = sorted(ch for ch in node if ch != _END and not 0xD800 <= ord(ch) <= 0xDFFF)  # no surrogate is spelled
+            row = []
+            for ch in kids:
+                row.append((((ord(ch), ord(ch)),), len(nodes)))
+                nodes.append(node[ch])
+                trans.append(None)
+                accept.append(False)
+            other = charlang.subtract_ranges(charlang.ANY_RANGES, charlang.merge_ranges((ord(ch), ord(ch)) for ch in kids))
+            if other:
+                row.append((other, 1))
+            trans[i] = row
+            accept[i] = _END not in node
+        i += 1
+    return charlang.minimize(charlang.DFA(trans, accept))
+
+
+@lru_cache(maxsize=_NOT_IN_KEPT)
+def _trie_complement(names: tuple) -> ir.Expr:
+    """The trie complement of :func:`_not_in`. Kept per process: schemas of
+    one family (Kubernetes, say) declare the same objects again and again."""
 
     def go(node: dict) -> ir.Expr:
         opts = []
-        if END not in node:
+        if _END not in node:
             opts.append(EPS)
-        kids = [ch for ch in node if ch != END]
+        kids = [ch for ch in node if ch != _END]
         other = _any_string_not_starting_with(charlang.merge_ranges((ord(ch), ord(ch)) for ch in kids))
         if other != NOTHING:
             opts.append(other)
@@ -121,7 +163,7 @@ def _trie_complement(names: tuple) -> ir.Expr:
             opts.append(seq(charlang.char(ch), go(node[ch])))
         return alt(*opts)
 
-    return go(trie)
+    return go(_trie(names))
 
 
 _KEY_RULES: dict[str, ir.Expr] = {}  # the rules of every spelling _undeclared_keys made
@@ -211,7 +253,11 @@ def _shrunk(c: ir.Expr):
     every string / none."""
     r = _shrunk_memo.get((c,))
     if r is None:
-        dfa = format_automaton(c) or charlang.minimize(charlang.dfa_of(c, max_states=MAX_STRING_STATES))
+        names = _names_behind(c)
+        if names is not None:
+            dfa = _not_in_automaton(names)
+        else:
+            dfa = format_automaton(c) or charlang.minimize(charlang.dfa_of(c, max_states=MAX_STRING_STATES))
         if dfa.empty:
             r = False
         elif charlang.is_universal(dfa):
@@ -366,9 +412,9 @@ class StringsMixin:
     def spell_key(self, key: ir.Expr) -> ir.Expr:
         """The JSON spelling of a key language (character level), as the
         content between the quotes."""
-        known = _names_of.get(id(key))
-        if known is not None and known[0] is key:
-            spelling, rules = _undeclared_keys(known[1])
+        names = _names_behind(key)
+        if names is not None:
+            spelling, rules = _undeclared_keys(names)
             self.rules.update(rules)
             return spelling
         return charlang.encode(key, self.jenc, self.encode_memo, self.sink)
