@@ -232,47 +232,57 @@ def _alt(options) -> Expr:
     return ("alt", tuple(sorted(flat, key=hash)))
 
 
-def _first_cuts(e: Expr, out: set) -> None:
-    """Range boundaries of the characters that can start ``e``."""
-    k = e[0]
-    if k == CSET:
-        for lo, hi in e[1]:
-            out.add(lo)
-            out.add(hi + 1)
-    elif k == DFA_LEAF:
-        for ranges, _ in e[1].trans[e[2]]:
-            for lo, hi in ranges:
-                out.add(lo)
-                out.add(hi + 1)
-    elif k == "seq":
-        for x in e[1]:
-            _first_cuts(x, out)
-            if not nullable(x):
-                break
-    elif k == "alt":
-        for x in e[1]:
-            _first_cuts(x, out)
-    elif k == "rep":
-        _first_cuts(e[1], out)
-
-
 class _Deriv:
+    """Derivatives, nullability and first-character cuts of character
+    expressions, memoised by node identity: a key by value hashes the whole
+    subtree at every lookup, and derivatives share their nodes, so identity
+    finds them. Each entry holds its node, so that its id stays its own."""
+
     def __init__(self) -> None:
-        self.memo: dict[tuple[Expr, int], Expr] = {}
-        self.null: dict[Expr, bool] = {}
+        self.memo: dict[tuple[int, int], tuple[Expr, Expr]] = {}
+        self.null: dict[int, tuple[Expr, bool]] = {}
+        self.cut_memo: dict[int, tuple[Expr, frozenset]] = {}
 
     def nullable(self, e: Expr) -> bool:
-        r = self.null.get(e)
-        if r is None:
-            r = self.null[e] = nullable(e)
-        return r
+        hit = self.null.get(id(e))
+        if hit is None:
+            hit = self.null[id(e)] = (e, nullable(e))
+        return hit[1]
 
     def __call__(self, e: Expr, c: int) -> Expr:
-        key = (e, c)
-        r = self.memo.get(key)
-        if r is None:
-            r = self.memo[key] = self._d(e, c)
-        return r
+        key = (id(e), c)
+        hit = self.memo.get(key)
+        if hit is None:
+            hit = self.memo[key] = (e, self._d(e, c))
+        return hit[1]
+
+    def cuts(self, e: Expr) -> frozenset:
+        """Range boundaries of the characters that can start ``e``."""
+        hit = self.cut_memo.get(id(e))
+        if hit is None:
+            k = e[0]
+            out: set = set()
+            if k == CSET:
+                for lo, hi in e[1]:
+                    out.add(lo)
+                    out.add(hi + 1)
+            elif k == DFA_LEAF:
+                for ranges, _ in e[1].trans[e[2]]:
+                    for lo, hi in ranges:
+                        out.add(lo)
+                        out.add(hi + 1)
+            elif k == "seq":
+                for x in e[1]:
+                    out |= self.cuts(x)
+                    if not self.nullable(x):
+                        break
+            elif k == "alt":
+                for x in e[1]:
+                    out |= self.cuts(x)
+            elif k == "rep":
+                out = self.cuts(e[1])
+            hit = self.cut_memo[id(e)] = (e, frozenset(out))
+        return hit[1]
 
     def _d(self, e: Expr, c: int) -> Expr:
         k = e[0]
@@ -508,7 +518,7 @@ class _Side:
             state = self.states[x]
             cuts = {0, 0xD800, 0xE000, MAX_CP + 1}
             if self.is_expr:
-                _first_cuts(state, cuts)
+                cuts |= self.deriv.cuts(state)
             else:
                 cuts.update(self.component.cuts(state))
             points = sorted(p for p in cuts if 0 <= p <= MAX_CP + 1)
