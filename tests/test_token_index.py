@@ -266,3 +266,22 @@ def test_key_and_value_starts_match_brute_force(tokenizer_name):
             assert m.advance(tok)
         assert m.is_accepting()
     assert handed_over  # key states whose first bytes take the free-key loop's mask were met
+
+
+SEARCH_SCHEMA = {"type": "object", "properties": {"id": {"type": "string", "pattern": "[0-9a-f]{8}-[0-9a-f]{4}"}}}
+
+
+@pytest.mark.parametrize("prefix", [b'{"id": "1', b'{"id": "x12345678-', b'{"id": "0123456789abcdef-12', b'{"id": "a1b2c3d4-1234'])
+def test_search_pattern_positions_match_brute_force(prefix):
+    """Inside an unanchored pattern, the bytes that break a partial match
+    lead where they lead from the restart state, which has no loop split:
+    its mask is walked, through the same trie as the state's own walk, the
+    first time a partial match asks for it (a fresh grammar, so nothing is
+    cached yet)."""
+    tokenizer = tokenizers.ALL["llama3"]()
+    grammar = compile_json_schema(SEARCH_SCHEMA, tokenizer, whitespace="flexible")
+    m = grammar.matcher()
+    assert m.advance_bytes(prefix)
+    handed = grammar.index._handed_over(m.state)
+    assert handed and all(grammar.index._loop_split(loop) is None for loop, _ in handed)
+    assert np.array_equal(m.allowed_mask(), brute_force_mask(grammar, m.state))

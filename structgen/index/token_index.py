@@ -208,13 +208,14 @@ class TokenIndex:
     def cached_states(self) -> int:
         return len(self._masks)
 
-    def _walk(self, state: int, min_len: int = 0) -> np.ndarray:
+    def _walk(self, state: int, min_len: int = 0, hand_over: bool = True) -> np.ndarray:
         """Packed mask of the regular tokens allowed in ``state`` (EOS not
         included); with ``min_len``, exact for the tokens of at least that
         many bytes and a subset of the truth for the others. A state that
         loops on most bytes walks only the tokens that leave the loop
         (:mod:`structgen.index.loop_split`); the first bytes that lead into
-        such a loop take their tokens from its mask (:meth:`_handed_over`)."""
+        a loop take their tokens from its mask (:meth:`_handed_over`), unless
+        ``hand_over`` is off."""
         a = self.arrays
         if state == DEAD:
             return np.zeros_like(a.regular_bits)
@@ -224,15 +225,17 @@ class TokenIndex:
             bits = split.kept.copy()
             write_bits(buf.allowed, counts[0], split.ids, split.trie.lengths, 0, bits, True)
             return bits
-        handed = self._handed_over(state) if min_len == 0 else []
+        handed = self._handed_over(state) if min_len == 0 and hand_over else []
         if not handed:
             buf, counts = self._walk_trie(a.trie, state, min_len)
             return self._bits_of_walk(buf, counts, min_len, a.regular_bits)
+        # The loops' masks first: one may be walked through the same trie, and
+        # so the same walk buffers, as this state's own walk.
+        handed_bits = [(self._loop_mask(loop), a.tops_bits(tops)) for loop, tops in handed]
         keep = np.ones(a.trie.n_top, dtype=bool)
         for _, tops in handed:
             keep[tops] = False
         buf, counts = self._walk_trie(a.trie, state, 0, np.flatnonzero(keep))
-        handed_bits = [(self._loop_mask(loop), a.tops_bits(tops)) for loop, tops in handed]
         walked_part = a.regular_bits.copy()
         for _, under in handed_bits:
             walked_part &= ~under
@@ -242,12 +245,12 @@ class TokenIndex:
         return bits
 
     def _loop_mask(self, loop: int) -> np.ndarray:
-        """The mask of a state with a loop split, cached. Made from the split
-        directly rather than through :meth:`packed_mask`, whose clamped state
-        could hand subtrees over again and come back here."""
+        """The mask of a loop that takes over subtrees, cached. Walked without
+        hand-overs of its own rather than through :meth:`packed_mask`, whose
+        clamped state could hand subtrees over again and come back here."""
         mask = self._masks.get(loop)
         if mask is None:
-            mask = self._masks[loop] = self._pack(loop, self._walk(loop))
+            mask = self._masks[loop] = self._pack(loop, self._walk(loop, hand_over=False))
         return mask
 
     def _bits_of_walk(self, buf, counts, min_len: int, walked: np.ndarray) -> np.ndarray:
@@ -274,9 +277,12 @@ class TokenIndex:
         lead bytes of other characters) does that with the free-key loop,
         whose mask is a loop split shared by every key position; walking
         those subtrees from the key state visited about 15,000 trie nodes.
-        The candidates are the states a few rare first letters lead to, when
-        they loop there: asking every distinct target cost more, over all
-        masks, than the walks it saved."""
+        Inside an unanchored pattern, every byte that breaks the partial
+        match does it with the pattern's restart state, whose mask is one
+        full walk; each position of ``[0-9a-f]{8}-...`` walked all 274,000
+        nodes. The candidates are the states a few rare first letters lead
+        to, when they loop there: asking every distinct target cost more,
+        over all masks, than the walks it saved."""
         a = self.arrays
         targets = self.dfa.complete_row(state)[a.top_bytes]
         out: list[tuple[int, np.ndarray]] = []
@@ -286,11 +292,11 @@ class TokenIndex:
             t = int(targets[top]) if top >= 0 else DEAD
             if t == DEAD or t == state or any(t == u for u, _ in out):
                 continue
-            if self.dfa.step(t, b) != t or self._loop_split(t) is None:
+            if self.dfa.step(t, b) != t:
                 continue
             if free is None:
                 free = targets != DEAD
-            same = free & (self.dfa.table[t, a.top_bytes] == targets)
+            same = free & (self.dfa.complete_row(t)[a.top_bytes] == targets)
             if same.sum() >= _HANDED_OVER_MIN:
                 out.append((t, np.flatnonzero(same)))
                 free &= ~same
