@@ -324,6 +324,7 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         self.registry = REGISTRY.combine(Registry())
         self.root = Sub(schema, self.registry.resolver_with_root(resource), "#")
         self.pointers = _pointer_map(schema)
+        self.resolved: dict = {}  # Sub.key -> the Sub its $ref points to (see resolve)
         self.ws = ws
         self.sep = seq(ws, literal(","), ws)
         self.colon = seq(ws, literal(":"), ws)
@@ -424,9 +425,21 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
             resolver = resolver.in_subresource(self.spec.create_resource(node))
         return Sub(node, resolver, ptr)
 
-    def resolve(self, sub: Sub, keyword: str = "$ref") -> Sub:
+    def resolve(self, sub: Sub) -> Sub:
+        """The subschema ``sub``'s ``$ref`` points to, looked up once per
+        subschema: big schemas reach the same wrappers hundreds of times, and
+        a lookup took about 20 µs."""
+        got = self.resolved.get(sub.key)
+        if got is None:
+            got = self._resolve(sub)
+            if got is not self.true_sub:  # an unresolvable reference is reported where each path meets it
+                self.resolved[sub.key] = got
+        return got
+
+    def _resolve(self, sub: Sub) -> Sub:
         from referencing.exceptions import PointerToNowhere, Unresolvable
 
+        keyword = "$ref"
         target = sub.schema[keyword]
         ptr = f"{sub.ptr}/{_esc(keyword)}"
         try:
