@@ -704,11 +704,14 @@ _NAME_CHARS = st.sampled_from("ab\u00e9\U0001f600\ud800")
 def test_key_trie_automaton_is_the_minimal_dfa_of_its_trie(names, probes):
     """The automaton read off a key trie accepts what the trie complement
     does (names, their prefixes and extensions, other strings), and is as
-    small as minimising the complement's derived DFA gets."""
+    small as minimising the complement's derived DFA gets; the spelling built
+    from the trie is the encoding of the complement, node for node."""
     from structgen.frontends import json_strings
 
     names = tuple(sorted(names))
     expr = json_strings._trie_complement(names)
+    spelled = charlang.encode(expr, json_strings._key_encoder, {}, json_strings._key_sink)
+    assert json_strings._spelled_trie_complement(names) is spelled
     dfa = json_strings._not_in_automaton(names)
     derived = charlang.minimize(charlang.dfa_of(expr))
     assert len(dfa.accept) == len(derived.accept)
