@@ -77,9 +77,10 @@ _NOT_IN_KEPT = 1024
 
 
 def _not_in(names: tuple) -> ir.Expr:
-    """Strings (character level) that are none of ``names``, as a trie
-    complement, registered so that :meth:`StringCompiler.spell_key` knows it
-    by identity and takes its spelling from :func:`_undeclared_keys`.
+    """Strings (character level) that are none of ``names``: a DFA leaf read
+    off the trie of the names, registered so that
+    :meth:`StringCompiler.spell_key` knows it by identity and takes its
+    spelling from :func:`_undeclared_keys`.
 
     Registered at every call, not only when the trie is built: the register
     is emptied when it grows, and a trie still in the cache must be known
@@ -87,7 +88,7 @@ def _not_in(names: tuple) -> ir.Expr:
     had been emptied, deep into a long run, every cached trie was spelled
     afresh: 100 ms instead of 8 ms for the keys of a large Kubernetes
     schema.)"""
-    e = _trie_complement(names)
+    e = _trie_leaf(names)
     if len(_names_of) >= 4 * _NOT_IN_KEPT:
         _names_of.clear()
     _names_of[id(e)] = (e, names)  # e is held, so its id is not reused while registered
@@ -118,11 +119,20 @@ def _trie(names: tuple) -> dict:
 
 
 @lru_cache(maxsize=_NOT_IN_KEPT)
-def _not_in_automaton(names: tuple) -> charlang.DFA:
-    """The minimal DFA of :func:`_not_in` ``(names)``, read off the trie:
-    state 0 is the root, state 1 the strings that left the trie (everything
-    accepted from there), every other state a trie node. Deriving it from the
-    trie's expression instead took 100 ms for a trie of 460 nodes."""
+def _trie_leaf(names: tuple) -> ir.Expr:
+    """The DFA leaf of :func:`_not_in`. Kept per process: schemas of one
+    family (Kubernetes, say) declare the same objects again and again."""
+    return (charlang.DFA_LEAF, _trie_automaton(names), 0)
+
+
+def _trie_automaton(names: tuple) -> charlang.DFA:
+    """The DFA of the strings that are none of ``names``, read off their
+    trie: state 0 is the root, state 1 the strings that left the trie
+    (everything accepted from there), every other state a trie node. Not
+    minimised (:func:`_shrunk` does that where the automaton meets a
+    pattern). Deriving it from a trie expression took 100 ms for a trie of
+    460 nodes, and building that expression was the larger part of spelling
+    a schema's keys."""
     nodes = [_trie(names), None]
     trans: list = [None, [(charlang.ANY_RANGES, 1)]]
     accept = [False, True]
@@ -143,27 +153,7 @@ def _not_in_automaton(names: tuple) -> charlang.DFA:
             trans[i] = row
             accept[i] = _END not in node
         i += 1
-    return charlang.minimize(charlang.DFA(trans, accept))
-
-
-@lru_cache(maxsize=_NOT_IN_KEPT)
-def _trie_complement(names: tuple) -> ir.Expr:
-    """The trie complement of :func:`_not_in`. Kept per process: schemas of
-    one family (Kubernetes, say) declare the same objects again and again."""
-
-    def go(node: dict) -> ir.Expr:
-        opts = []
-        if _END not in node:
-            opts.append(EPS)
-        kids = [ch for ch in node if ch != _END]
-        other = _other_characters(kids)
-        if other:
-            opts.append(seq(charlang.cset(other), ANY_STRING))
-        for ch in kids:
-            opts.append(seq(charlang.char(ch), go(node[ch])))
-        return alt(*opts)
-
-    return go(_trie(names))
+    return charlang.DFA(trans, accept)
 
 
 def _other_characters(kids: list) -> tuple:
@@ -197,11 +187,13 @@ def _undeclared_keys(names: tuple) -> tuple[ir.Expr, dict[str, ir.Expr]]:
 
 
 def _spelled_trie_complement(names: tuple) -> ir.Expr:
-    """``charlang.encode`` of :func:`_trie_complement` with the key encoder,
-    built from the trie in one pass with each character set spelled once:
-    the same expression (built by the same ``seq``/``alt``, so the same
-    object), in half the time of building the character-level trie and
-    encoding it (80 ms for the 1,100 trie nodes of rustfmt's keys)."""
+    """The strings that are none of ``names``, spelled as JSON string
+    contents, built from the trie in one pass with each character set
+    spelled once: per node, the end of the key if no name ends there, any
+    character no name continues with followed by any string, and each
+    continuing character followed by its child. Building a character-level
+    trie expression and encoding it took three times as long (110 against
+    33 ms for eslintrc's four big key sets)."""
     spelled: dict = {}
 
     def spell(ranges: tuple) -> ir.Expr:
@@ -291,9 +283,8 @@ def _shrunk(c: ir.Expr):
     every string / none."""
     r = _shrunk_memo.get((c,))
     if r is None:
-        names = _names_behind(c)
-        if names is not None:
-            dfa = _not_in_automaton(names)
+        if _names_behind(c) is not None:
+            dfa = charlang.minimize(c[1])
         else:
             dfa = format_automaton(c) or charlang.minimize(charlang.dfa_of(c, max_states=MAX_STRING_STATES))
         if dfa.empty:
