@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Callable, Sequence
 
 from structgen.grammar import ir, utf8
@@ -85,10 +84,7 @@ ANY_CHAR: Expr = cset(ANY_RANGES)
 ANY_STRING: Expr = ir.rep(ANY_CHAR, 0, None)
 
 
-@lru_cache(maxsize=4096)
 def char(c: str) -> Expr:
-    """The character ``c`` (kept: key tries and literals ask for the same few
-    characters thousands of times)."""
     return cset([(ord(c), ord(c))])
 
 

@@ -439,15 +439,14 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
     def _resolve(self, sub: Sub) -> Sub:
         from referencing.exceptions import PointerToNowhere, Unresolvable
 
-        keyword = "$ref"
-        target = sub.schema[keyword]
-        ptr = f"{sub.ptr}/{_esc(keyword)}"
+        target = sub.schema["$ref"]
+        ptr = f"{sub.ptr}/$ref"
         try:
             resolved = sub.resolver.lookup(target)
         except PointerToNowhere:
             raise InvalidSchemaError(f"$ref {target!r} points to nothing", ptr) from None
         except Unresolvable:
-            self.unsupported(keyword, ptr, f"cannot resolve {target!r} (remote references are not fetched)")
+            self.unsupported("$ref", ptr, f"cannot resolve {target!r} (remote references are not fetched)")
             return self.true_sub
         contents = resolved.contents
         tptr = self.pointers.get(id(contents), target) if isinstance(contents, (dict, list)) else target

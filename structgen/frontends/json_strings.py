@@ -118,6 +118,12 @@ def _trie(names: tuple) -> dict:
     return trie
 
 
+def _kids(node: dict) -> list:
+    """The characters that continue a name at a trie node, in order; no
+    surrogate (a name holding one can never be spelled)."""
+    return sorted(ch for ch in node if ch != _END and not 0xD800 <= ord(ch) <= 0xDFFF)
+
+
 @lru_cache(maxsize=_NOT_IN_KEPT)
 def _trie_leaf(names: tuple) -> ir.Expr:
     """The DFA leaf of :func:`_not_in`. Kept per process: schemas of one
@@ -140,7 +146,7 @@ def _trie_automaton(names: tuple) -> charlang.DFA:
     while i < len(nodes):
         node = nodes[i]
         if node is not None:
-            kids = sorted(ch for ch in node if ch != _END and not 0xD800 <= ord(ch) <= 0xDFFF)  # no surrogate is spelled
+            kids = _kids(node)
             row = []
             for ch in kids:
                 row.append((((ord(ch), ord(ch)),), len(nodes)))
@@ -208,14 +214,12 @@ def _spelled_trie_complement(names: tuple) -> ir.Expr:
         opts = []
         if _END not in node:
             opts.append(EPS)
-        kids = [ch for ch in node if ch != _END]
+        kids = _kids(node)
         other = _other_characters(kids)
         if other:
             opts.append(seq(spell(other), any_string))
         for ch in kids:
-            c = charlang.char(ch)
-            if c != NOTHING:
-                opts.append(seq(spell(c[1]), go(node[ch])))
+            opts.append(seq(spell(((ord(ch), ord(ch)),)), go(node[ch])))
         return alt(*opts)
 
     return go(_trie(names))
@@ -283,10 +287,13 @@ def _shrunk(c: ir.Expr):
     every string / none."""
     r = _shrunk_memo.get((c,))
     if r is None:
-        if _names_behind(c) is not None:
-            dfa = charlang.minimize(c[1])
-        else:
-            dfa = format_automaton(c) or charlang.minimize(charlang.dfa_of(c, max_states=MAX_STRING_STATES))
+        dfa = format_automaton(c)
+        if dfa is None:
+            # A DFA leaf at its start (a key trie, a product made before) is
+            # minimised as it is; deriving it again cost 100 ms for a trie of
+            # 460 nodes.
+            leaf = c[0] == charlang.DFA_LEAF and c[2] == 0
+            dfa = charlang.minimize(c[1] if leaf else charlang.dfa_of(c, max_states=MAX_STRING_STATES))
         if dfa.empty:
             r = False
         elif charlang.is_universal(dfa):
