@@ -32,7 +32,7 @@ from structgen.vocab import Vocabulary
 
 __version__ = "0.1.0"
 
-# The model-facing API pulls in torch/transformers: import it on first use.
+# The model-facing API and the batch bitmasks pull in torch: import them on first use.
 _LAZY = {
     "generate": "structgen.integrations.generate",
     "GenerationResult": "structgen.integrations.generate",
@@ -42,6 +42,9 @@ _LAZY = {
     "LogitsProcessor": "structgen.integrations.transformers",
     "load_model": "structgen.integrations.model",
     "load_tokenizer": "structgen.integrations.model",
+    "allocate_token_bitmask": "structgen.bitmask",
+    "apply_token_bitmask_inplace": "structgen.bitmask",
+    "fill_next_token_bitmask_batch": "structgen.bitmask",
 }
 
 

@@ -7,6 +7,9 @@ position in it; it is cheap to create and to copy.
 
 from __future__ import annotations
 
+import operator
+from typing import Any, Iterable
+
 import numpy as np
 
 from structgen.automaton.lazy_dfa import DEAD, LazyDFA
@@ -30,6 +33,8 @@ class CompiledGrammar:
         self.index = TokenIndex(self.dfa, vocab)
         self._eos = frozenset(vocab.eos_ids)
         self._blocked = frozenset(vocab.special_ids) - self._eos
+        self.nothing_allowed = np.zeros((len(vocab.token_bytes) + 7) // 8, dtype=np.uint8)
+        self.nothing_allowed.flags.writeable = False
 
     @property
     def notes(self) -> list[str]:
@@ -53,7 +58,89 @@ class CompiledGrammar:
         }
 
 
-class Matcher:
+class MatcherBase:
+    """What every kind of matcher offers, derived from five primitives that
+    subclasses define: ``allowed_bitmask``, ``cached_bitmask``, ``advance``,
+    ``rollback`` and ``forced_bytes`` (plus ``grammar`` and ``is_stopped``)."""
+
+    __slots__ = ()
+    grammar: CompiledGrammar
+
+    def allowed_bitmask(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def cached_bitmask(self) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def advance(self, token_id: int) -> bool:
+        raise NotImplementedError
+
+    def rollback(self, n: int = 1) -> None:
+        raise NotImplementedError
+
+    def forced_bytes(self) -> bytes:
+        raise NotImplementedError
+
+    def is_stopped(self) -> bool:
+        raise NotImplementedError
+
+    def allowed_mask(self) -> np.ndarray:
+        """Boolean mask with one entry per token id."""
+        n = len(self.grammar.vocab.token_bytes)
+        return np.unpackbits(self.allowed_bitmask(), count=n, bitorder="little").view(bool)
+
+    def allowed_token_ids(self) -> np.ndarray:
+        return np.flatnonzero(self.allowed_mask())
+
+    def fill_next_token_bitmask(self, bitmask: Any, index: int = 0) -> None:
+        """Write this sequence's mask into row ``index`` of an int32 bitmask
+        (see :func:`structgen.allocate_token_bitmask`). Bits past the
+        tokenizer's vocabulary are cleared; after EOS no bit is set."""
+        from structgen.bitmask import as_words, write_packed_row
+
+        write_packed_row(as_words(bitmask), index, self.allowed_bitmask())
+
+    def validate_tokens(self, token_ids: Iterable[int]) -> int:
+        """How many of ``token_ids``, from the first, could be advanced in
+        turn. The state is left as it was (speculative decoding asks this of
+        draft tokens)."""
+        taken = 0
+        for token in token_ids:
+            if not self.advance(token):
+                break
+            taken += 1
+        self.rollback(taken)
+        return taken
+
+    def is_terminated(self) -> bool:
+        """EOS was consumed (the name serving engines use for :meth:`is_stopped`)."""
+        return self.is_stopped()
+
+    def jump_forward_string(self) -> str:
+        """:meth:`forced_bytes` as text, up to the last whole character
+        (a serving engine appends it to the output and retokenizes)."""
+        data = self.forced_bytes()
+        for end in range(len(data), max(len(data) - 4, 0) - 1, -1):  # a UTF-8 character has at most 4 bytes
+            try:
+                return data[:end].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+        return ""
+
+    def forced_tokens(self) -> list[int]:
+        """Tokens that spell the forced bytes, for jump-forward decoding.
+
+        The forced bytes are split greedily into the longest vocabulary tokens.
+        A final piece that some longer token starts with is left out, because the
+        model might rather continue with that longer token.
+        """
+        data = self.forced_bytes()
+        if not data:
+            return []
+        return TokenSpeller.of(self.grammar.vocab).greedy_tokens(data)
+
+
+class Matcher(MatcherBase):
     """One sequence's progress through a compiled grammar.
 
     ``advance`` refuses a token that cannot continue a valid output and leaves
@@ -72,24 +159,25 @@ class Matcher:
     # ------------------------------------------------------------------ masks
     def allowed_bitmask(self) -> np.ndarray:
         """Packed mask (``np.uint8``, little bit order, bit ``i`` = token ``i``).
-        Cached per state: do not modify it."""
+        Cached per state and shared, hence read-only."""
         if self._stopped:
-            return np.zeros((len(self.grammar.vocab.token_bytes) + 7) // 8, dtype=np.uint8)
+            return self.grammar.nothing_allowed
         return self.grammar.index.packed_mask(self._state)
 
-    def allowed_mask(self) -> np.ndarray:
-        """Boolean mask with one entry per token id."""
-        n = len(self.grammar.vocab.token_bytes)
-        return np.unpackbits(self.allowed_bitmask(), count=n, bitorder="little").view(bool)
-
-    def allowed_token_ids(self) -> np.ndarray:
-        return np.flatnonzero(self.allowed_mask())
+    def cached_bitmask(self) -> np.ndarray | None:
+        """:meth:`allowed_bitmask` if it is already known, else ``None``
+        (lets a batch compute the unknown ones in parallel first)."""
+        if self._stopped:
+            return self.grammar.nothing_allowed
+        return self.grammar.index.cached_mask(self._state)
 
     # ------------------------------------------------------------------ steps
     def advance(self, token_id: int) -> bool:
-        """Consume one token; ``False`` (state unchanged) if it is not allowed."""
+        """Consume one token; ``False`` (state unchanged) if it is not allowed.
+        Any integer type will do (numpy, a one-element torch tensor)."""
         if self._stopped:
             return False
+        token_id = operator.index(token_id)
         g = self.grammar
         if token_id in g._eos:
             if not g.dfa.is_accepting(self._state):
@@ -165,15 +253,3 @@ class Matcher:
         if self._stopped:
             return b""
         return self.grammar.dfa.forced_bytes(self._state)
-
-    def forced_tokens(self) -> list[int]:
-        """Tokens that spell the forced bytes, for jump-forward decoding.
-
-        The forced bytes are split greedily into the longest vocabulary tokens.
-        A final piece that some longer token starts with is left out, because the
-        model might rather continue with that longer token.
-        """
-        data = self.forced_bytes()
-        if not data:
-            return []
-        return TokenSpeller.of(self.grammar.vocab).greedy_tokens(data)

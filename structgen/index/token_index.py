@@ -160,9 +160,20 @@ class TokenIndex:
                     same = self.dfa.mask_equivalent(state, self.arrays.horizon)
                     mask = self._masks.get(same)
                     if mask is None:
-                        mask = self._masks[same] = self._tiered(same)
+                        mask = self._keep(same, self._tiered(same))
                     self._masks[state] = mask
         return mask
+
+    def _keep(self, state: int, mask: np.ndarray) -> np.ndarray:
+        """Cache ``mask`` read-only: every matcher and thread of the grammar
+        shares it, so a caller writing into it would corrupt them all."""
+        mask.flags.writeable = False
+        self._masks[state] = mask
+        return mask
+
+    def cached_mask(self, state: int) -> np.ndarray | None:
+        """The mask of ``state`` if it costs no computation, else ``None``."""
+        return self._masks.get(state)
 
     def _tiered(self, state: int) -> np.ndarray:
         """The mask of ``state``, from the masks of its clamped states where
@@ -250,7 +261,7 @@ class TokenIndex:
         clamped state could hand subtrees over again and come back here."""
         mask = self._masks.get(loop)
         if mask is None:
-            mask = self._masks[loop] = self._pack(loop, self._walk(loop, hand_over=False))
+            mask = self._keep(loop, self._pack(loop, self._walk(loop, hand_over=False)))
         return mask
 
     def _bits_of_walk(self, buf, counts, min_len: int, walked: np.ndarray) -> np.ndarray:
