@@ -111,6 +111,7 @@ def _add_spec_arguments(p: argparse.ArgumentParser, *, positional_schema: bool) 
     opts = p.add_argument_group("JSON options")
     opts.add_argument("--whitespace", default="compact", help="'compact' (default), 'flexible', or a number N: at most N whitespace characters per gap")
     opts.add_argument("--lenient", action="store_true", help="enforce what can be enforced, list the rest and validate the final output (default: refuse unsupported keywords)")
+    opts.add_argument("--open-objects", action="store_true", help="let objects whose schema says nothing about extra keys have any extra keys, as the schema literally allows (default: their declared properties only)")
 
 
 def _add_bench(sub) -> None:
@@ -292,7 +293,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from structgen.integrations.specs import check
 
-    check(spec, whitespace=whitespace, lenient=args.lenient)  # fail fast, before loading a model
+    closed = not args.open_objects
+    check(spec, whitespace=whitespace, lenient=args.lenient, closed_objects=closed)  # fail fast, before loading a model
 
     from structgen.errors import TruncatedOutputError
     from structgen.integrations import generate as gen
@@ -304,7 +306,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from structgen.integrations.specs import prepare
 
     t = progress.start(f"compiling {what}")
-    prepared = prepare(spec, tokenizer, eos_ids=gen._model_eos_ids(model), whitespace=whitespace, lenient=args.lenient)
+    prepared = prepare(
+        spec, tokenizer, eos_ids=gen._model_eos_ids(model), whitespace=whitespace, lenient=args.lenient,
+        closed_objects=closed,
+    )
     prepared.grammar.matcher().allowed_bitmask()  # the first mask: where a big schema's time goes
     progress.done(t, "compiled")
     for note in prepared.notes:
@@ -386,7 +391,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     vocab = vocabulary_for(tokenizer)
     t0 = time.perf_counter()
     t = progress.start(f"compiling {what}")
-    prepared = prepare(spec, tokenizer, whitespace=whitespace, lenient=args.lenient)
+    prepared = prepare(spec, tokenizer, whitespace=whitespace, lenient=args.lenient,
+                       closed_objects=not args.open_objects)
     compile_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     m = prepared.grammar.matcher()

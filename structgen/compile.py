@@ -73,6 +73,7 @@ def compile_json_schema(
     *,
     whitespace: str | int = "compact",
     lenient: bool = False,
+    closed_objects: bool = False,
     max_states: int = 200_000,
     **options: Any,
 ) -> CompiledGrammar:
@@ -83,16 +84,21 @@ def compile_json_schema(
     ``"flexible"`` (any JSON whitespace, e.g. to accept ``json.dumps`` output)
     or an int N (at most N whitespace characters per gap). ``lenient``: enforce
     what can be enforced and list the rest in ``.notes`` instead of raising
-    :class:`~structgen.errors.UnsupportedSchemaError`.
+    :class:`~structgen.errors.UnsupportedSchemaError`. ``closed_objects``: an
+    object whose schema says nothing about extra keys takes only its declared
+    properties (what generation wants; ``generate`` and ``LogitsProcessor``
+    turn it on); the default is the schema's meaning, as a validator reads it.
     """
     from structgen.frontends.json_schema import json_schema_to_grammar
 
     vocab = as_vocabulary(tokenizer)
-    key = ("json", _schema_key(schema), whitespace, lenient, tuple(sorted(options.items())))
+    key = ("json", _schema_key(schema), whitespace, lenient, closed_objects, tuple(sorted(options.items())))
     return _cached(
         key,
         vocab,
-        lambda: json_schema_to_grammar(schema, whitespace=whitespace, lenient=lenient, **options),
+        lambda: json_schema_to_grammar(
+            schema, whitespace=whitespace, lenient=lenient, closed_objects=closed_objects, **options
+        ),
         max_states,
     )
 

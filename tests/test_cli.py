@@ -124,6 +124,17 @@ def test_generate_json_schema_prints_valid_json(capsys, tmp_path):
     assert "forward passes" in err
 
 
+def test_generate_closes_objects_unless_open_objects(capsys):
+    schema = '{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}'
+    code, out, err = run(capsys, "generate", "--schema", schema, "-q", "Where is the Louvre?")
+    assert code == EXIT_OK, err
+    assert set(json.loads(out)) == {"city"}
+    # the schema's literal meaning: greedy SmolLM2 invents keys until the limit
+    code, out, err = run(capsys, "generate", "--schema", schema, "--open-objects", "--max-new-tokens", "8", "-q",
+                         "Where is the Louvre?")
+    assert code == EXIT_TRUNCATED and not err.strip().splitlines()[-1].startswith('{"city"'), err
+
+
 def test_generate_pydantic_from_a_file(capsys, tmp_path):
     module = tmp_path / "sg_cli_models.py"
     module.write_text(

@@ -11,6 +11,7 @@ import torch
 from pydantic import BaseModel, Field
 
 import structgen
+from structgen.automaton.lazy_dfa import DEAD
 from structgen.errors import TruncatedOutputError
 from structgen.integrations.generate import GenerationResult, default_model
 from structgen.integrations.specs import Grammar
@@ -63,6 +64,24 @@ def test_json_schema_gives_a_valid_dict(mt):
     person = structgen.generate(PERSON, "Invent a person, as JSON.", max_new_tokens=40, **mt)
     assert isinstance(person, dict)
     jsonschema.validate(person, PERSON)
+
+
+def test_objects_are_closed_unless_asked_for_the_schemas_literal_meaning(mt):
+    # no additionalProperties: generation takes the declared properties only
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    value = structgen.generate(schema, "Where is the Louvre?", max_new_tokens=32, **mt)
+    assert set(value) == {"city"}
+    jsonschema.validate(value, schema)
+    # closed_objects=False: extra keys are allowed again, and greedy SmolLM2 invents them
+    r = structgen.generate(schema, "Where is the Louvre?", max_new_tokens=12, closed_objects=False,
+                           return_details=True, **mt)
+    keys = re.findall(r'"((?:[^"\\]|\\.)*)":', r.text)
+    assert keys and keys[0] != "city", r.text
+    text = b'{"city":"Paris","country":"France"}'
+    for closed in (True, False):
+        dfa = structgen.LogitsProcessor(schema, mt["tokenizer"], closed_objects=closed).grammar.dfa
+        state = dfa.walk(dfa.start, text)
+        assert (state != DEAD and dfa.is_accepting(state)) is not closed
 
 
 def test_json_schema_as_text(mt):

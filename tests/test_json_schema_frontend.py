@@ -573,6 +573,50 @@ def test_properties_required_and_extras():
     assert_sound(s, seed=4)
 
 
+def test_closed_objects_take_declared_members_only():
+    """closed_objects=True (generation): an object whose schema says nothing
+    about extra keys takes its declared members, and nothing it accepts is
+    invalid under the schema as written; the default keeps extra keys."""
+    closed = {"closed_objects": True}
+
+    def both(schema, text):
+        return (accepts_text(schema, text, whitespace="compact"),
+                accepts_text(schema, text, whitespace="compact", **closed))
+
+    plain = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {}}, "required": ["a", "z"]}
+    assert both(plain, '{"a":1,"z":2}') == (True, True)  # a required name without a property schema stays
+    assert both(plain, '{"z":2,"b":[],"a":1}') == (True, True)
+    assert both(plain, '{"a":1,"z":2,"q":3}') == (True, False)
+    nested = {"type": "array", "items": {"properties": {"p": {"properties": {"q": {}}}}}}
+    assert both(nested, '[{"p":{"q":1,"r":2}}]') == (True, False)
+    # allOf and $ref parts close the object as a whole: a and b together
+    parts = {"$defs": {"B": {"properties": {"b": {"type": "integer"}}}},
+             "allOf": [{"properties": {"a": {"type": "integer"}}}, {"$ref": "#/$defs/B"}], "required": ["a", "b"]}
+    assert both(parts, '{"a":1,"b":2}') == (True, True)
+    assert both(parts, '{"a":1,"b":2,"c":3}') == (True, False)
+    # open where the schema speaks about other keys, declares no properties,
+    # or needs an undeclared key
+    for schema in (
+        {"properties": {"a": {}}, "additionalProperties": {"type": "integer"}},
+        {"properties": {"a": {}}, "patternProperties": {"^q": {}}},
+        {"allOf": [{"properties": {"a": {}}}, {"additionalProperties": True}]},
+        {"$schema": "https://json-schema.org/draft/2020-12/schema",
+         "allOf": [{"properties": {"a": {}}}], "unevaluatedProperties": {"type": "integer"}},
+        {"type": "object", "required": ["a"]},
+        {"properties": {"a": {}}, "minProperties": 2},
+    ):
+        assert both(schema, '{"a":1,"q":2}') == (True, True), schema
+    # an empty "properties" declares that there are none (pydantic's field-less model)
+    assert both({"type": "object", "properties": {}}, '{"q":1}') == (True, False)
+    assert both({"type": "object", "properties": {}}, "{}") == (True, True)
+    # closing only narrows: random outputs validate against the original schema
+    for i, schema in enumerate((plain, nested, parts,
+                                {"oneOf": [{"properties": {"k": {"const": 1}}, "required": ["k"]},
+                                           {"properties": {"k": {"const": 2}, "x": {}}, "required": ["k"]}]},
+                                {"anyOf": [{"properties": {"a": {}}, "required": ["a"]}, {"required": ["b"]}]})):
+        assert_sound(schema, n=30, seed=i, **closed)
+
+
 def test_property_order_of_large_objects():
     props = {k: {"type": "integer"} for k in "abcdefghijk"}
     s = {"type": "object", "properties": props, "required": ["b", "g"]}

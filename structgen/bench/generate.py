@@ -167,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
             structgen.compile_json_schema(schema, tokenizer, whitespace=args.whitespace)
             compile_ms["structgen"] = (time.perf_counter() - t0) * 1000
             if "structgen" in wanted:
-                makers["structgen"] = lambda: LP(schema, tokenizer, whitespace=args.whitespace)
+                # the schema's literal meaning, as the peers below compile it (strict_mode=False)
+                makers["structgen"] = lambda: LP(schema, tokenizer, whitespace=args.whitespace, closed_objects=False)
         except (AttributeError, ImportError) as e:
             print(f"structgen.LogitsProcessor is not available yet ({e}); skipping it", file=sys.stderr)
     if "xgrammar" in wanted:

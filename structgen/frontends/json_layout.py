@@ -184,11 +184,24 @@ class ContainersMixin:
                     return NOTHING
                 continue
             members.append((self.hoist(seq(json_text.string_literal(n), self.colon, v)), n in required))
-        extra = self.extra_member(b, parts, names)
+        extra = NOTHING if self.closes(b, members) else self.extra_member(b, parts, names)
         e_states = (b.max_props + 1) if (b.max_props is not None and extra != NOTHING) else 2
         if self.any_order_affordable(len(members), e_states):
             return self.object_any_order(b, members, extra)
         return self.object_layout(b, members, extra)
+
+    def closes(self, b: Branch, members: list) -> bool:
+        """Does ``closed_objects`` leave this object without undeclared keys?
+        Only where its schema objects declare ``properties`` (parts made by
+        negation do not count) and none speaks about other keys, and not where
+        ``minProperties`` needs an undeclared key: closing must only narrow."""
+        parts = b.obj
+        return (
+            self.closed_objects
+            and any(p.evaluates for p in parts)
+            and all(not p.patterns and p.additional is None for p in parts)
+            and b.min_props <= len(members)
+        )
 
     def any_order_affordable(self, n: int, e_states: int) -> bool:
         """Any key order costs a rule per subset of members seen: always paid

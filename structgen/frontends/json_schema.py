@@ -42,6 +42,18 @@ undeclared one (a grammar cannot stop an undeclared key from repeating, and a
 JSON parser keeps only one of the duplicates); ``maxProperties`` counts all
 members.
 
+Closed objects. With ``closed_objects=True`` (what generation uses) an
+object whose schema says nothing about undeclared keys accepts its declared
+members only: the names in ``properties`` and ``required``, across the
+``allOf``/``$ref`` parts merged into it, so the object is closed as a whole
+(``allOf: [{properties: {a}}, {properties: {b}}]`` takes ``a`` and ``b``).
+An object stays open where any of its schema objects has
+``additionalProperties``, ``patternProperties`` or ``unevaluatedProperties``,
+where none has ``properties`` (``{"type": "object"}`` is any object), and
+where ``minProperties`` would need an undeclared key. Closing only drops the
+undeclared-member alternative, so every closed output still validates against
+the schema as written.
+
 Arrays. ``prefixItems``/``items`` (and draft 4-2019 ``items`` arrays with
 ``additionalItems``), ``minItems``/``maxItems``, and one ``contains`` with
 ``minContains`` (and ``maxContains`` when the ``contains`` schema can be
@@ -211,7 +223,7 @@ def load_schema(schema) -> Any:
 
 def json_schema_to_grammar(schema, *, whitespace="flexible", lenient: bool = False,
                            max_any_depth: int | None = DEFAULT_MAX_ANY_DEPTH, nullable: bool = True,
-                           unknown_formats: str = "error") -> Grammar:
+                           unknown_formats: str = "error", closed_objects: bool = False) -> Grammar:
     """Compile a JSON Schema (or Pydantic model) to a grammar of its JSON documents.
 
     ``whitespace``: ``"compact"`` (none), ``"flexible"`` (any JSON whitespace
@@ -224,6 +236,9 @@ def json_schema_to_grammar(schema, *, whitespace="flexible", lenient: bool = Fal
     specification does not define, e.g. ``int32`` or ``path``, are treated as
     the annotations every validator treats them as, and listed in notes;
     specification formats we do not enforce stay unsupported).
+    ``closed_objects``: an object whose schema says nothing about undeclared
+    keys takes only its declared members (see "Closed objects" in the module
+    docstring); the default keeps the schema's meaning, extra keys allowed.
 
     Raises InvalidSchemaError, UnsupportedSchemaError (strict mode),
     UnsatisfiableSchemaError.
@@ -235,7 +250,7 @@ def json_schema_to_grammar(schema, *, whitespace="flexible", lenient: bool = Fal
     if unknown_formats not in ("error", "ignore"):
         raise ValueError("unknown_formats must be 'error' or 'ignore'")
     with deep_recursion():
-        return _Compiler(schema, ws, lenient, max_any_depth, nullable, unknown_formats).run()
+        return _Compiler(schema, ws, lenient, max_any_depth, nullable, unknown_formats, closed_objects).run()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -311,7 +326,8 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
     value checks (json_instances), strings (json_strings) and arrays/objects
     (json_layout); this class holds references, the normal form and values."""
 
-    def __init__(self, schema, ws, lenient, max_any_depth, nullable, unknown_formats="error") -> None:
+    def __init__(self, schema, ws, lenient, max_any_depth, nullable, unknown_formats="error",
+                 closed_objects=False) -> None:
         import referencing.jsonschema
         from jsonschema_specifications import REGISTRY
         from referencing import Registry
@@ -332,6 +348,7 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         self.max_any_depth = max_any_depth
         self.nullable = nullable
         self.unknown_formats = unknown_formats
+        self.closed_objects = closed_objects
         self.notes: list[str] = []
         self.reasons = Reasons()
         self.rules: dict[str, ir.Expr] = {}
@@ -745,8 +762,8 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
             for p in s.get("patternProperties", {})
         )
         additional = self.child(sub, "additionalProperties") if "additionalProperties" in s else None
-        if not props and not patterns and additional is None:
-            return None
+        if not props and not patterns and additional is None and "properties" not in s:
+            return None  # (an empty ``properties`` still declares the object's members: see closes)
         return ObjPart(props, patterns, additional, sub.ptr)
 
     def unevaluated_props(self, branches: list, u: Sub) -> list:

@@ -429,6 +429,7 @@ def generate(
     whitespace: str | int = "compact",
     lenient: bool = False,
     canonical: bool = True,
+    closed_objects: bool = True,
     return_details: bool = False,
 ) -> Any:
     """Generate output that matches ``spec`` and return it, validated.
@@ -455,7 +456,10 @@ def generate(
     :func:`structgen.compile_json_schema`); ``canonical``: spell JSON the way
     ``json.dumps`` does (property names and strings without needless escapes,
     numbers without endless zeros), which keeps small models on track and
-    lets jump-forward force property names (the schema is enforced either way).
+    lets jump-forward force property names (the schema is enforced either way);
+    ``closed_objects``: an object whose schema says nothing about extra keys
+    gets its declared properties only (``False``: any extra keys the schema
+    allows; see :func:`structgen.integrations.specs.prepare`).
 
     Raises :class:`~structgen.errors.TruncatedOutputError` (with
     ``.partial_text``) when ``max_new_tokens`` cuts an output short; in a batch
@@ -473,7 +477,7 @@ def generate(
         return []
     model, tokenizer = _model_and_tokenizer(model, tokenizer)
     prepared = prepare(spec, tokenizer, eos_ids=_model_eos_ids(model), whitespace=whitespace, lenient=lenient,
-                       canonical=canonical)
+                       canonical=canonical, closed_objects=closed_objects)
     ids = [_prompt_ids(p, tokenizer, chat_template, system_prompt) for p in prompts]
     pad = getattr(tokenizer, "pad_token_id", None)
     if pad is None:

@@ -162,20 +162,29 @@ def prepare(
     whitespace: str | int = "compact",
     lenient: bool = False,
     canonical: bool = True,
+    closed_objects: bool = True,
 ) -> Prepared:
     """Compile ``spec`` for ``tokenizer`` (see the module docstring for the
     kinds of spec). ``eos_ids`` are extra end-of-sequence ids (the model's);
-    ``whitespace``, ``lenient`` and ``canonical`` apply to JSON specs
-    (``canonical``: see :class:`PairedMatcher`)."""
+    ``whitespace``, ``lenient``, ``canonical`` and ``closed_objects`` apply to
+    JSON specs (``canonical``: see :class:`PairedMatcher`). ``closed_objects``:
+    an object whose schema says nothing about extra keys gets its declared
+    properties only, as OpenAI's strict mode, xgrammar and outlines generate
+    it (otherwise a small model may invent keys until the token limit);
+    ``False`` generates what the schema literally allows. Either way the
+    output validates against the schema as written (Pydantic models: extra
+    fields would be ignored by validation anyway)."""
     if isinstance(spec, Prepared):
         return spec
-    prepared = _prepare(spec, tokenizer, eos_ids, whitespace, lenient)
+    prepared = _prepare(spec, tokenizer, eos_ids, whitespace, lenient, closed_objects)
     if canonical and prepared.is_json:
         prepared.lexicon = _PairCache.of(prepared.grammar)
     return prepared
 
 
-def _prepare(spec: Any, tokenizer: Any, eos_ids: Any, whitespace: str | int, lenient: bool) -> Prepared:
+def _prepare(
+    spec: Any, tokenizer: Any, eos_ids: Any, whitespace: str | int, lenient: bool, closed_objects: bool
+) -> Prepared:
     if isinstance(spec, CompiledGrammar):
         return Prepared(spec, _text_finish(spec), "compiled", list(spec.notes))
 
@@ -194,7 +203,9 @@ def _prepare(spec: Any, tokenizer: Any, eos_ids: Any, whitespace: str | int, len
 
     model_cls = _pydantic_model(spec)
     if model_cls is not None:
-        g = C.compile_json_schema(pydantic_schema(model_cls), vocab, whitespace=whitespace, lenient=lenient)
+        g = C.compile_json_schema(
+            pydantic_schema(model_cls), vocab, whitespace=whitespace, lenient=lenient, closed_objects=closed_objects
+        )
         return Prepared(g, _pydantic_finish(model_cls), "pydantic", list(g.notes))
 
     if isinstance(spec, str):
@@ -213,11 +224,13 @@ def _prepare(spec: Any, tokenizer: Any, eos_ids: Any, whitespace: str | int, len
             "Schema (dict or JSON text), structgen.Regex(...), structgen.Choice([...]), "
             "structgen.Grammar(...) or a CompiledGrammar"
         )
-    g = C.compile_json_schema(schema, vocab, whitespace=whitespace, lenient=lenient)
+    g = C.compile_json_schema(schema, vocab, whitespace=whitespace, lenient=lenient, closed_objects=closed_objects)
     return Prepared(g, _json_finish(schema, validate=bool(g.notes)), "json", list(g.notes))
 
 
-def check(spec: Any, *, whitespace: str | int = "compact", lenient: bool = False) -> None:
+def check(
+    spec: Any, *, whitespace: str | int = "compact", lenient: bool = False, closed_objects: bool = True
+) -> None:
     """Run the spec's frontend alone, without a tokenizer: raises the errors
     compiling would (bad regex, grammar or schema) in milliseconds, e.g.
     before loading a model."""
@@ -243,51 +256,21 @@ def check(spec: Any, *, whitespace: str | int = "compact", lenient: bool = False
     if isinstance(spec, (dict, bool)):
         from structgen.frontends.json_schema import json_schema_to_grammar
 
-        json_schema_to_grammar(spec, whitespace=whitespace, lenient=lenient)
+        json_schema_to_grammar(spec, whitespace=whitespace, lenient=lenient, closed_objects=closed_objects)
 
 
 _pydantic_schemas: "weakref.WeakKeyDictionary[type, dict]" = weakref.WeakKeyDictionary()
 
 
 def pydantic_schema(model_cls) -> dict:
-    """The JSON Schema structgen generates for a Pydantic model: pydantic's
-    own ``model_json_schema()``, with every object of a model whose extra
-    fields are *ignored* (pydantic's default) closed with
-    ``additionalProperties: false``: validation would drop such fields, so
-    generating them only wastes tokens (and lets a small model ramble until the
-    token limit). Models with ``extra="allow"`` (``additionalProperties:
-    true``) or ``extra="forbid"`` keep what pydantic says."""
+    """pydantic's ``model_json_schema()`` of ``model_cls``, computed once per
+    class. It is not rewritten: objects of models whose extra fields are
+    ignored (pydantic's default) say nothing about extra keys, and
+    ``closed_objects`` (see :func:`prepare`) closes them like any schema's."""
     cached = _pydantic_schemas.get(model_cls)
     if cached is None:
-        cached = model_cls.model_json_schema()
-        _close_objects(cached)
-        _pydantic_schemas[model_cls] = cached
+        cached = _pydantic_schemas[model_cls] = model_cls.model_json_schema()
     return cached
-
-
-_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
-_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-_SCHEMA_ONE = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames",
-               "unevaluatedProperties", "additionalItems")
-
-
-def _close_objects(node: Any) -> None:
-    if not isinstance(node, dict):
-        return
-    if "properties" in node and "additionalProperties" not in node and node.get("type", "object") == "object":
-        node["additionalProperties"] = False
-    for key in _SCHEMA_MAPS:
-        sub = node.get(key)
-        if isinstance(sub, dict):
-            for child in sub.values():
-                _close_objects(child)
-    for key in _SCHEMA_LISTS:
-        sub = node.get(key)
-        if isinstance(sub, list):
-            for child in sub:
-                _close_objects(child)
-    for key in _SCHEMA_ONE:
-        _close_objects(node.get(key))
 
 
 def _pydantic_model(spec: Any):

@@ -64,7 +64,9 @@ class LogitsProcessor(_HFLogitsProcessor):
     (default: the tokenizer's). ``whitespace``/``lenient``: JSON options, see
     :func:`structgen.compile_json_schema`; ``canonical``: JSON is spelled as
     ``json.dumps`` spells it (no ``\\u0061`` escapes, no ``12.000``), see
-    :class:`structgen.integrations.specs.PairedMatcher`.
+    :class:`structgen.integrations.specs.PairedMatcher`; ``closed_objects``:
+    objects whose schema says nothing about extra keys get their declared
+    properties only (``False``: the schema's literal meaning).
 
     After a generation, :meth:`finish` turns a row's text into the validated
     value (Pydantic instance, dict, str).
@@ -80,11 +82,13 @@ class LogitsProcessor(_HFLogitsProcessor):
         whitespace: str | int = "compact",
         lenient: bool = False,
         canonical: bool = True,
+        closed_objects: bool = True,
     ) -> None:
         if tokenizer is None and not isinstance(spec, (CompiledGrammar, Prepared)):
             raise TypeError("LogitsProcessor needs the tokenizer (LogitsProcessor(spec, tokenizer))")
         self.prepared: Prepared = prepare(
-            spec, tokenizer, eos_ids=eos_token_id, whitespace=whitespace, lenient=lenient, canonical=canonical
+            spec, tokenizer, eos_ids=eos_token_id, whitespace=whitespace, lenient=lenient, canonical=canonical,
+            closed_objects=closed_objects,
         )
         self.grammar: CompiledGrammar = self.prepared.grammar
         vocab = self.grammar.vocab
