@@ -163,14 +163,13 @@ def outputs(tok, enc, out) -> list[str]:
 
 
 def valid(text: str, schema: dict) -> bool:
-    import jsonschema
+    from structgen.frontends.json_schema import schema_validator, validation_errors
 
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
         return False
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER).is_valid(value)
+    return not validation_errors(schema_validator(schema), value)
 
 
 def hf_run(model, tok, enc, proc: Timed, max_new_tokens: int, fixed: bool) -> tuple[Timed, Any]:

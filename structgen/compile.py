@@ -74,6 +74,7 @@ def compile_json_schema(
     whitespace: str | int = "compact",
     lenient: bool = False,
     closed_objects: bool = False,
+    registry: Any = None,
     max_states: int = 200_000,
     **options: Any,
 ) -> CompiledGrammar:
@@ -88,24 +89,30 @@ def compile_json_schema(
     object whose schema says nothing about extra keys takes only its declared
     properties (what generation wants; ``generate`` and ``LogitsProcessor``
     turn it on); the default is the schema's meaning, as a validator reads it.
+    ``registry``: a ``referencing.Registry`` holding the documents that
+    ``$ref``s outside the schema name; nothing is ever fetched (network or
+    file), and a reference to anything else is unsupported.
     """
     from structgen.frontends.json_schema import json_schema_to_grammar
 
     vocab = as_vocabulary(tokenizer)
-    key = ("json", _schema_key(schema), whitespace, lenient, closed_objects, tuple(sorted(options.items())))
+    key = ("json", _schema_key(schema), whitespace, lenient, closed_objects, _ByIdentity(registry),
+           tuple(sorted(options.items())))
     return _cached(
         key,
         vocab,
         lambda: json_schema_to_grammar(
-            schema, whitespace=whitespace, lenient=lenient, closed_objects=closed_objects, **options
+            schema, whitespace=whitespace, lenient=lenient, closed_objects=closed_objects, registry=registry,
+            **options,
         ),
         max_states,
     )
 
 
 def compile_grammar(grammar: Any, tokenizer: Any, *, max_states: int = 200_000) -> CompiledGrammar:
-    """A :class:`~structgen.grammar.ir.Grammar`, or GBNF text / a path to a
-    ``.gbnf`` file (see :mod:`structgen.frontends.gbnf`)."""
+    """A :class:`~structgen.grammar.ir.Grammar`, GBNF text (a ``str`` is always
+    text) or a ``pathlib.Path`` of a ``.gbnf`` file (see
+    :mod:`structgen.frontends.gbnf`)."""
     vocab = as_vocabulary(tokenizer)
     if isinstance(grammar, Grammar):
         return CompiledGrammar(grammar, vocab, max_states=max_states)
@@ -114,6 +121,22 @@ def compile_grammar(grammar: Any, tokenizer: Any, *, max_states: int = 200_000) 
     # Key the cache on the grammar text, not a path: an edited file recompiles.
     text, source = read_gbnf(grammar)
     return _cached(("gbnf", text), vocab, lambda: parse_gbnf(text, source=source), max_states)
+
+
+class _ByIdentity:
+    """A cache-key part equal only to itself (a registry is not hashable). It
+    holds ``obj``, so its id is not reused by another object while cached."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ByIdentity) and other.obj is self.obj
 
 
 def _schema_key(schema: Any) -> Any:

@@ -3,6 +3,17 @@ that says what went wrong and what to do about it."""
 
 from __future__ import annotations
 
+#: how much of a spec (pattern, grammar line, schema value) an error message
+#: quotes: a hostile spec of megabytes must not come back whole in a log line
+QUOTE_LIMIT = 200
+
+
+def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
 
 class StructgenError(Exception):
     """Base class of every error structgen raises on purpose."""
@@ -13,7 +24,7 @@ class InvalidSchemaError(StructgenError, ValueError):
 
     def __init__(self, message: str, pointer: str = "") -> None:
         self.pointer = pointer
-        super().__init__(f"{message} (at {pointer or '#'})")
+        super().__init__(f"{clip(message, 4 * QUOTE_LIMIT)} (at {clip(pointer or '#')})")
 
 
 class UnsupportedSchemaError(StructgenError):
@@ -24,9 +35,9 @@ class UnsupportedSchemaError(StructgenError):
     def __init__(self, keyword: str, pointer: str, detail: str = "") -> None:
         self.keyword = keyword
         self.pointer = pointer
-        msg = f"keyword {keyword!r} at {pointer or '#'} is not supported"
+        msg = f"keyword {clip(keyword)!r} at {clip(pointer or '#')} is not supported"
         if detail:
-            msg += f": {detail}"
+            msg += f": {clip(detail, 4 * QUOTE_LIMIT)}"
         super().__init__(msg + " (compile with lenient=True to skip it and validate the output afterwards)")
 
 
@@ -42,11 +53,24 @@ class RegexError(StructgenError, ValueError):
         self.pattern = pattern
         self.position = position
         where = f" at position {position}" if position is not None else ""
-        super().__init__(f"{message}{where} in regex {pattern!r}")
+        super().__init__(f"{message}{where} in regex {clip(pattern)!r}")
 
 
 class GrammarError(StructgenError, ValueError):
     """A grammar file (GBNF/Lark) is malformed or refers to undefined rules."""
+
+
+class UnresolvableReferenceError(StructgenError, LookupError):
+    """A ``$ref`` names a document that is neither in the schema nor in the
+    registry passed as ``registry=``. structgen never fetches one (no network,
+    no file): put it in a ``referencing.Registry`` and pass that."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        super().__init__(
+            f"$ref {clip(uri)!r} is not in the schema or the registry given; schemas are never fetched "
+            "(network or file): pass registry=referencing.Registry().with_resource(uri, resource)"
+        )
 
 
 class GrammarTooLargeError(StructgenError):

@@ -242,20 +242,27 @@ def test_random_grammar_text_layout():
 def test_load_from_path_and_text(tmp_path):
     f = tmp_path / "g.gbnf"
     f.write_text('root ::= "from-file"\n', encoding="utf-8")
-    for arg in (f, str(f)):
-        g = load_gbnf(arg)
-        assert ir_oracle.matches(g, b"from-file")
-    other = tmp_path / "grammar.txt"  # an existing file with any extension is read
+    assert ir_oracle.matches(load_gbnf(f), b"from-file")
+    other = tmp_path / "grammar.txt"  # a file with any extension is read
     other.write_text('root ::= "txt"')
-    assert ir_oracle.matches(load_gbnf(str(other)), b"txt")
+    assert ir_oracle.matches(load_gbnf(other), b"txt")
     assert ir_oracle.matches(load_gbnf(b'root ::= "bytes"'), b"bytes")
-    m = structgen.compile_grammar(str(f), VOCAB).matcher()
+    m = structgen.compile_grammar(f, VOCAB).matcher()
     assert m.advance_bytes(b"from-file") and m.is_accepting()
+
+
+def test_a_str_is_never_a_path(tmp_path):
+    f = tmp_path / "g.gbnf"
+    f.write_text('root ::= "secret"\n', encoding="utf-8")
+    for arg in (str(f), "/etc/passwd"):
+        with pytest.raises(GrammarError) as e:
+            load_gbnf(arg)
+        assert e.value.args[0].startswith("<gbnf>:1:1: ") and "secret" not in str(e.value)
 
 
 def test_file_errors_name_the_file(tmp_path):
     with pytest.raises(GrammarError, match=r"GBNF file '.*missing\.gbnf' not found"):
-        load_gbnf(str(tmp_path / "missing.gbnf"))
+        load_gbnf(tmp_path / "missing.gbnf")
     bad = tmp_path / "bad.gbnf"
     bad.write_text('root ::= "a"\nx ::= (\n')
     with pytest.raises(GrammarError) as e:
@@ -369,8 +376,8 @@ def test_deeply_nested_groups_are_an_error_not_a_crash():
 # --------------------------------------------------------------------------- shipped grammars
 
 
-def _shipped(name: str) -> str:
-    return str(GRAMMARS / name)
+def _shipped(name: str) -> Path:
+    return GRAMMARS / name
 
 
 def test_every_shipped_grammar_loads():

@@ -112,11 +112,10 @@ def _llguidance_processor(schema: dict, tokenizer: Any, lltok: Any):
 
 
 def _valid(text: str, schema: dict) -> bool:
-    import jsonschema
+    from structgen.frontends.json_schema import schema_validator, validation_errors
 
     try:
-        jsonschema.validate(json.loads(text), schema)
-        return True
+        return not validation_errors(schema_validator(schema), json.loads(text))
     except Exception:
         return False
 

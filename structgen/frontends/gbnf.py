@@ -1,6 +1,7 @@
 r"""GBNF grammars (the grammar format of llama.cpp) to grammar IR.
 
-:func:`load_gbnf` reads GBNF text, or a ``.gbnf`` file, and returns a
+:func:`load_gbnf` reads GBNF text, or a ``.gbnf`` file given as a
+``pathlib.Path`` (a ``str`` is always grammar text), and returns a
 :class:`~structgen.grammar.ir.Grammar` whose start rule is ``root``. Each GBNF
 rule becomes one IR rule of the same name; a rule name used in a body becomes
 ``ir.ref(name)``, so recursion stays real recursion (the automaton expands
@@ -64,7 +65,7 @@ import bisect
 import os
 from pathlib import Path
 
-from structgen.errors import GrammarError
+from structgen.errors import QUOTE_LIMIT, GrammarError, GrammarTooLargeError, clip
 from structgen.grammar import ir
 from structgen.grammar.ir import Expr, Grammar
 
@@ -78,15 +79,18 @@ _MAX_CP = 0x10FFFF
 _MAX_NESTING = 200
 _POSTFIX = "*+?{"
 _ELEMENT_HINT = "a string \"...\", a character class [...], '.', a rule name or '('"
+#: the largest GBNF file :func:`load_gbnf` reads (a path may name a huge or endless file)
+MAX_GBNF_FILE_BYTES = 16 << 20
 
 
 def load_gbnf(text_or_path: str | os.PathLike | bytes, *, start: str = "root") -> Grammar:
     """Parse a GBNF grammar into the IR; the start rule is ``root``.
 
-    ``text_or_path`` is GBNF text, or the path of a file to read: a
-    ``pathlib.Path``, or a one-line string naming an existing file or ending
-    in ``.gbnf``. Raises :class:`~structgen.errors.GrammarError` (with line
-    and column) on any mistake, including a missing file.
+    ``text_or_path`` is GBNF text (``str`` or UTF-8 ``bytes``), or the path
+    of a file to read as a ``pathlib.Path`` (any ``os.PathLike``). A string is
+    never taken for a path, so a grammar from an untrusted source cannot make
+    structgen read a file. Raises :class:`~structgen.errors.GrammarError`
+    (with line and column) on any mistake, including a missing file.
     """
     text, source = read_gbnf(text_or_path)
     return parse_gbnf(text, start=start, source=source)
@@ -107,7 +111,8 @@ def parse_gbnf(text: str, *, start: str = "root", source: str = "<gbnf>") -> Gra
 
 
 def read_gbnf(arg) -> tuple[str, str]:
-    """The GBNF text and a name for messages, from text, bytes or a path."""
+    """The GBNF text and a name for messages: a ``str`` or ``bytes`` is the
+    text itself, an ``os.PathLike`` a file to read."""
     if isinstance(arg, bytes):
         try:
             return arg.decode("utf-8"), "<gbnf>"
@@ -116,20 +121,20 @@ def read_gbnf(arg) -> tuple[str, str]:
     if isinstance(arg, os.PathLike):
         return _read_file(Path(arg)), os.fspath(arg)
     if not isinstance(arg, str):
-        raise TypeError(f"load_gbnf takes GBNF text or a path, not {type(arg).__name__}")
-    one_line = "\n" not in arg and "::=" not in arg
-    if one_line and arg.strip() and (arg.strip().endswith(".gbnf") or os.path.isfile(arg.strip())):
-        return _read_file(Path(arg.strip())), arg.strip()
+        raise TypeError(f"load_gbnf takes GBNF text or a pathlib.Path, not {type(arg).__name__}")
     return arg, "<gbnf>"
 
 
 def _read_file(path: Path) -> str:
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(MAX_GBNF_FILE_BYTES + 1)
     except FileNotFoundError:
         raise GrammarError(f"GBNF file {str(path)!r} not found") from None
     except OSError as e:
         raise GrammarError(f"cannot read GBNF file {str(path)!r}: {e.strerror or e}") from None
+    if len(data) > MAX_GBNF_FILE_BYTES:
+        raise GrammarTooLargeError(f"GBNF file {str(path)!r} is larger than {MAX_GBNF_FILE_BYTES} bytes")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -147,7 +152,7 @@ def _describe(text: str, i: int) -> str:
         j = i
         while j < len(text) and text[j] in _NAME_CHARS:
             j += 1
-        return f"{text[i:j]!r}"
+        return repr(clip(text[i:j]))
     return repr(c)
 
 
@@ -176,8 +181,10 @@ class _Parser:
         end = self.s.find("\n", start)
         src = self.s[start:] if end < 0 else self.s[start:end]
         src = src.rstrip("\r")
-        caret = "".join("\t" if ch == "\t" else " " for ch in src[: col - 1]) + "^"
-        err = GrammarError(f"{self.source}:{line}:{col}: {message}\n    {src}\n    {caret}")
+        lo = max(0, col - 1 - QUOTE_LIMIT // 2)  # a window around the column: a line may be megabytes long
+        shown = ("…" if lo else "") + src[lo : lo + QUOTE_LIMIT] + ("…" if lo + QUOTE_LIMIT < len(src) else "")
+        caret = "".join("\t" if ch == "\t" else " " for ch in shown[: col - 1 - lo + (lo > 0)]) + "^"
+        err = GrammarError(f"{self.source}:{line}:{col}: {clip(message, 4 * QUOTE_LIMIT)}\n    {shown}\n    {caret}")
         err.line, err.column = line, col
         return err
 

@@ -122,11 +122,15 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
+from referencing.exceptions import Unresolvable
+
 from structgen.errors import (
     GrammarTooLargeError,
     InvalidSchemaError,
+    UnresolvableReferenceError,
     UnsatisfiableSchemaError,
     UnsupportedSchemaError,
+    clip,
 )
 from structgen.frontends import charlang, json_numbers, json_text
 from structgen.frontends.charlang import ANY_STRING
@@ -161,7 +165,8 @@ from structgen.grammar import ir
 from structgen.grammar.analysis import RuleGraph, deep_recursion
 from structgen.grammar.ir import NOTHING, Grammar, alt, literal, ref, rep, seq
 
-__all__ = ["json_schema_to_grammar", "load_schema", "ANY_ORDER_MAX_PROPERTIES", "MAX_BRANCHES"]
+__all__ = ["json_schema_to_grammar", "load_schema", "schema_registry", "schema_validator", "validation_errors",
+           "ANY_ORDER_MAX_PROPERTIES", "MAX_BRANCHES"]
 
 DEFAULT_MAX_ANY_DEPTH = 16
 MAX_RULES = 20000  # grammar size cap (rules); beyond it GrammarTooLargeError
@@ -223,7 +228,8 @@ def load_schema(schema) -> Any:
 
 def json_schema_to_grammar(schema, *, whitespace="flexible", lenient: bool = False,
                            max_any_depth: int | None = DEFAULT_MAX_ANY_DEPTH, nullable: bool = True,
-                           unknown_formats: str = "error", closed_objects: bool = False) -> Grammar:
+                           unknown_formats: str = "error", closed_objects: bool = False,
+                           registry: Any = None) -> Grammar:
     """Compile a JSON Schema (or Pydantic model) to a grammar of its JSON documents.
 
     ``whitespace``: ``"compact"`` (none), ``"flexible"`` (any JSON whitespace
@@ -239,6 +245,8 @@ def json_schema_to_grammar(schema, *, whitespace="flexible", lenient: bool = Fal
     ``closed_objects``: an object whose schema says nothing about undeclared
     keys takes only its declared members (see "Closed objects" in the module
     docstring); the default keeps the schema's meaning, extra keys allowed.
+    ``registry``: a ``referencing.Registry`` holding the documents that
+    ``$ref``s outside the schema name (see :func:`schema_registry`).
 
     Raises InvalidSchemaError, UnsupportedSchemaError (strict mode),
     UnsatisfiableSchemaError.
@@ -250,7 +258,49 @@ def json_schema_to_grammar(schema, *, whitespace="flexible", lenient: bool = Fal
     if unknown_formats not in ("error", "ignore"):
         raise ValueError("unknown_formats must be 'error' or 'ignore'")
     with deep_recursion():
-        return _Compiler(schema, ws, lenient, max_any_depth, nullable, unknown_formats, closed_objects).run()
+        try:
+            return _Compiler(
+                schema, ws, lenient, max_any_depth, nullable, unknown_formats, closed_objects, registry
+            ).run()
+        except Unresolvable as e:  # a validator the frontend asked met an unresolvable $ref
+            raise UnresolvableReferenceError(str(e.ref)) from None
+
+
+def _refuse_retrieval(uri: str):
+    raise UnresolvableReferenceError(uri)
+
+
+def schema_registry(registry: Any = None) -> Any:
+    """The only place a ``$ref`` is looked up, outside the schema itself: the
+    draft metaschemas plus the caller's ``registry``. Without one, a URI in
+    neither raises :class:`UnresolvableReferenceError`: jsonschema's default
+    would fetch it, over the network or from a file (``file:///etc/passwd``)."""
+    from jsonschema_specifications import REGISTRY
+    from referencing import Registry
+
+    if registry is None:
+        return Registry(retrieve=_refuse_retrieval).combine(REGISTRY)
+    return REGISTRY.combine(registry)
+
+
+def schema_validator(schema: Any, registry: Any = None) -> Any:
+    """A ``jsonschema`` validator of ``schema`` (its own draft, 2020-12 when
+    it names none) with its format checker, resolving ``$ref`` only through
+    :func:`schema_registry`. Its ``iter_errors`` raises
+    ``referencing.exceptions.Unresolvable`` where a reference cannot be
+    resolved; :func:`validation_errors` turns that into a structgen error."""
+    import jsonschema
+
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    return cls(schema, registry=schema_registry(registry), format_checker=cls.FORMAT_CHECKER)
+
+
+def validation_errors(validator: Any, value: Any) -> list:
+    """``validator``'s errors for ``value``, ordered by where they are."""
+    try:
+        return sorted(validator.iter_errors(value), key=lambda err: list(err.absolute_path))
+    except Unresolvable as e:
+        raise UnresolvableReferenceError(str(e.ref)) from None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -327,17 +377,15 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
     (json_layout); this class holds references, the normal form and values."""
 
     def __init__(self, schema, ws, lenient, max_any_depth, nullable, unknown_formats="error",
-                 closed_objects=False) -> None:
+                 closed_objects=False, registry=None) -> None:
         import referencing.jsonschema
-        from jsonschema_specifications import REGISTRY
-        from referencing import Registry
 
         self.schema = schema
         self.draft, self.validator_cls = _validate(schema)
         self.format_checker = self.validator_cls.FORMAT_CHECKER
         self.spec = referencing.jsonschema.specification_with(_DRAFT_URIS[self.draft])
         resource = self.spec.create_resource(schema)
-        self.registry = REGISTRY.combine(Registry())
+        self.registry = schema_registry(registry)
         self.root = Sub(schema, self.registry.resolver_with_root(resource), "#")
         self.pointers = _pointer_map(schema)
         self.resolved: dict = {}  # Sub.key -> the Sub its $ref points to (see resolve)
@@ -463,7 +511,8 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         except PointerToNowhere:
             raise InvalidSchemaError(f"$ref {target!r} points to nothing", ptr) from None
         except Unresolvable:
-            self.unsupported("$ref", ptr, f"cannot resolve {target!r} (remote references are not fetched)")
+            self.unsupported("$ref", ptr, f"cannot resolve {clip(str(target))!r}: it is not in the schema or the "
+                             "registry given (remote references are never fetched)")
             return self.true_sub
         contents = resolved.contents
         tptr = self.pointers.get(id(contents), target) if isinstance(contents, (dict, list)) else target

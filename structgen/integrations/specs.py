@@ -8,7 +8,7 @@ Every model-facing entry point (:func:`structgen.generate`,
   whatever JSON value the schema describes);
 * :class:`Regex` ``("[0-9]{3}-[0-9]{4}")`` -> the matching ``str``;
 * :class:`Choice` ``(["yes", "no"])`` -> one of the options;
-* :class:`Grammar` ``("grammars/arith.gbnf")`` or GBNF text -> the ``str``;
+* :class:`Grammar` ``(Path("grammars/arith.gbnf"))`` or ``(gbnf_text)`` -> the ``str``;
 * an already compiled :class:`~structgen.matcher.CompiledGrammar` -> the ``str``.
 
 :func:`prepare` turns a spec into a :class:`Prepared`: the compiled grammar
@@ -70,9 +70,10 @@ class Choice:
 
 @dataclass(frozen=True)
 class Grammar:
-    """A GBNF grammar (llama.cpp format, start rule ``root``): its text, or
-    the path of a ``.gbnf`` file (a ``Path``, or a one-line string naming an
-    existing file or ending in ``.gbnf``). The result is the generated string.
+    """A GBNF grammar (llama.cpp format, start rule ``root``): its text (a
+    ``str`` is always text, never a path, so a grammar sent by a stranger
+    cannot read a file), or a ``pathlib.Path`` of a ``.gbnf`` file. The result
+    is the generated string.
 
     A file is read when the grammar is compiled; compiled grammars are cached
     on the text, so an edited file is picked up."""
@@ -163,6 +164,7 @@ def prepare(
     lenient: bool = False,
     canonical: bool = True,
     closed_objects: bool = True,
+    registry: Any = None,
 ) -> Prepared:
     """Compile ``spec`` for ``tokenizer`` (see the module docstring for the
     kinds of spec). ``eos_ids`` are extra end-of-sequence ids (the model's);
@@ -173,17 +175,21 @@ def prepare(
     it (otherwise a small model may invent keys until the token limit);
     ``False`` generates what the schema literally allows. Either way the
     output validates against the schema as written (Pydantic models: extra
-    fields would be ignored by validation anyway)."""
+    fields would be ignored by validation anyway). ``registry``: a
+    ``referencing.Registry`` holding the documents that ``$ref``s outside a
+    JSON Schema name; nothing is ever fetched (pass the returned
+    :class:`Prepared` to ``generate`` or ``LogitsProcessor``)."""
     if isinstance(spec, Prepared):
         return spec
-    prepared = _prepare(spec, tokenizer, eos_ids, whitespace, lenient, closed_objects)
+    prepared = _prepare(spec, tokenizer, eos_ids, whitespace, lenient, closed_objects, registry)
     if canonical and prepared.is_json:
         prepared.lexicon = _PairCache.of(prepared.grammar)
     return prepared
 
 
 def _prepare(
-    spec: Any, tokenizer: Any, eos_ids: Any, whitespace: str | int, lenient: bool, closed_objects: bool
+    spec: Any, tokenizer: Any, eos_ids: Any, whitespace: str | int, lenient: bool, closed_objects: bool,
+    registry: Any,
 ) -> Prepared:
     if isinstance(spec, CompiledGrammar):
         return Prepared(spec, _text_finish(spec), "compiled", list(spec.notes))
@@ -224,8 +230,10 @@ def _prepare(
             "Schema (dict or JSON text), structgen.Regex(...), structgen.Choice([...]), "
             "structgen.Grammar(...) or a CompiledGrammar"
         )
-    g = C.compile_json_schema(schema, vocab, whitespace=whitespace, lenient=lenient, closed_objects=closed_objects)
-    return Prepared(g, _json_finish(schema, validate=bool(g.notes)), "json", list(g.notes))
+    g = C.compile_json_schema(
+        schema, vocab, whitespace=whitespace, lenient=lenient, closed_objects=closed_objects, registry=registry
+    )
+    return Prepared(g, _json_finish(schema, validate=bool(g.notes), registry=registry), "json", list(g.notes))
 
 
 def check(
@@ -544,8 +552,10 @@ def _pydantic_finish(model_cls) -> Callable[[str], Any]:
     return finish
 
 
-def _json_finish(schema: Any, *, validate: bool) -> Callable[[str], Any]:
-    validator = _validator(schema) if validate else None
+def _json_finish(schema: Any, *, validate: bool, registry: Any = None) -> Callable[[str], Any]:
+    from structgen.frontends.json_schema import schema_validator, validation_errors
+
+    validator = schema_validator(schema, registry) if validate else None
 
     def finish(text: str):
         try:
@@ -553,20 +563,13 @@ def _json_finish(schema: Any, *, validate: bool) -> Callable[[str], Any]:
         except json.JSONDecodeError as e:  # cannot happen for an accepted output
             raise OutputValidationError(text, f"not JSON: {e}") from e
         if validator is not None:
-            errors = sorted(validator.iter_errors(value), key=lambda err: list(err.absolute_path))
+            errors = validation_errors(validator, value)
             if errors:
                 msg = "; ".join(f"{_pointer(err.absolute_path)}: {err.message}" for err in errors[:5])
                 raise OutputValidationError(text, msg)
         return value
 
     return finish
-
-
-def _validator(schema: Any):
-    import jsonschema
-
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
 def _pointer(path: Sequence[Any]) -> str:

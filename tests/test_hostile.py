@@ -1,0 +1,220 @@
+"""Hostile inputs: what a server compiling specs sent by strangers meets.
+
+Every case runs in one child process (``python -m tests.test_hostile``) under
+a 4 GB address-space cap and a CPU-time cap, with an audit hook that records
+network use and file opens outside Python's own installation and this
+repository. The child prints one JSON line per case; the tests here check
+each case's exception class (every failure is a typed ``StructgenError``)
+and that it touched neither network nor files. Time and memory are bounded
+by the caps and the child's timeout, never by timing asserts here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MEMORY_CAP = 4 << 30
+CPU_CAP_S = 240
+WALL_CAP_S = 300
+
+CASES: dict = {}
+
+
+def case(expect: str | None):
+    """Register a hostile case: a function of the test vocabulary that must
+    raise the structgen error named ``expect`` (None: must return)."""
+
+    def register(fn):
+        CASES[fn.__name__] = (fn, expect)
+        return fn
+
+    return register
+
+
+def _vocab():
+    from structgen.vocab import Vocabulary
+
+    return Vocabulary.from_token_bytes([bytes([b]) for b in range(256)] + [b""], eos_ids=[256], name="bytes")
+
+
+def _lenient_ref(uri: str):
+    from structgen.integrations.specs import prepare
+
+    schema = {"type": "object", "properties": {"a": {"$ref": uri}}, "required": ["a"]}
+    return prepare(schema, _vocab(), lenient=True).finish('{"a":1}')
+
+
+# ------------------------------------------------------------ 1. no I/O
+
+
+@case("UnresolvableReferenceError")
+def lenient_ref_to_the_network(): _lenient_ref("http://127.0.0.1:9/s.json")
+
+
+@case("UnresolvableReferenceError")
+def lenient_ref_to_a_file(): _lenient_ref("file:///etc/passwd")
+
+
+@case("UnsupportedSchemaError")
+def strict_ref_to_the_network():
+    import structgen
+
+    structgen.compile_json_schema({"$ref": "http://127.0.0.1:9/s.json"}, _vocab())
+
+
+@case("GrammarError")
+def grammar_that_looks_like_a_path():
+    import structgen
+
+    try:
+        structgen.compile_grammar("/etc/passwd", _vocab())
+    except structgen.StructgenError as e:
+        assert "root:" not in str(e), str(e)
+        raise
+
+
+@case("GrammarError")
+def grammar_spec_that_looks_like_a_path():
+    from structgen.integrations.specs import Grammar, prepare
+
+    prepare(Grammar("/proc/self/environ"), _vocab())
+
+
+@case("RegexError")
+def huge_bad_regex_is_quoted_briefly():
+    import structgen
+
+    try:
+        structgen.compile_regex("(" + "a" * 100_000, _vocab())
+    except structgen.StructgenError as e:
+        assert len(str(e)) < 2000, len(str(e))
+        raise
+
+
+@case("GrammarError")
+def huge_bad_grammar_line_is_quoted_briefly():
+    from structgen.frontends.gbnf import load_gbnf
+
+    try:
+        load_gbnf('root ::= "' + "a" * 100_000 + '" )')
+    except Exception as e:
+        assert len(str(e)) < 2000, len(str(e))
+        raise
+
+
+def test_a_caller_registry_resolves_outside_references():
+    from referencing import Registry, Resource
+
+    from structgen.errors import OutputValidationError
+    from structgen.integrations.specs import prepare
+
+    small = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "integer", "maximum": 5}
+    registry = Registry().with_resource("urn:small", Resource.from_contents(small))
+    schema = {"type": "object", "properties": {"a": {"$ref": "urn:small"}, "b": {"type": "array", "uniqueItems": True}},
+              "required": ["a"], "additionalProperties": False}
+    prepared = prepare(schema, _vocab(), lenient=True, registry=registry)  # uniqueItems: validated afterwards
+    assert prepared.finish('{"a":3}') == {"a": 3}
+    with pytest.raises(OutputValidationError, match="non-unique"):
+        prepared.finish('{"a":3,"b":[1,1]}')
+    m = prepared.grammar.matcher()
+    assert not m.advance_bytes(b'{"a":6')
+
+
+# ------------------------------------------------------------ the child
+
+
+_IO_EVENTS = ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "urllib.Request", "subprocess.Popen",
+              "os.system")
+
+
+def _allowed_roots() -> tuple[str, ...]:
+    import tempfile
+
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(ROOT), tempfile.gettempdir(), "/dev/null"}
+    return tuple(os.path.realpath(r) for r in roots)
+
+
+def _child() -> None:
+    """Run every case (or those named in argv), one JSON line each."""
+    import structgen  # noqa: F401  (imports and kernel caches before the hook starts watching)
+
+    _vocab()
+    roots = _allowed_roots()
+    events: list[str] = []
+
+    def hook(event: str, args: tuple) -> None:
+        if event in _IO_EVENTS:
+            events.append(f"{event} {str(args)[:120]}")
+        elif event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+            path = os.path.realpath(os.fsdecode(args[0]))
+            if not path.startswith(roots):
+                events.append(f"open {path}")
+
+    sys.addaudithook(hook)
+    names = sys.argv[1:] or list(CASES)
+    for name in names:
+        fn, _ = CASES[name]
+        print(json.dumps({"start": name}), flush=True)
+        events.clear()
+        t = time.perf_counter()
+        error = message = None
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - reported to the parent, which judges it
+            error, message = type(e).__name__, str(e)[:500]
+        seconds = time.perf_counter() - t
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        print(json.dumps({"name": name, "error": error, "message": message, "events": list(events),
+                          "seconds": round(seconds, 2), "peak_mb": peak_mb}), flush=True)
+
+
+def _limit() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_CAP_S, CPU_CAP_S))
+
+
+@pytest.fixture(scope="module")
+def results() -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.test_hostile"], cwd=ROOT, capture_output=True, text=True,
+        timeout=WALL_CAP_S, preexec_fn=_limit,
+    )
+    out: dict = {}
+    started = None
+    for line in proc.stdout.splitlines():
+        row = json.loads(line)
+        if "start" in row:
+            started = row["start"]
+        else:
+            out[row["name"]] = row
+            started = None
+    if started is not None:
+        out[started] = {"crashed": f"exit {proc.returncode}: {proc.stderr[-2000:]}"}
+    return out
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hostile_input(results, name):
+    row = results.get(name)
+    assert row is not None, "the child never reached this case"
+    assert "crashed" not in row, row
+    expected = CASES[name][1]
+    assert row["error"] == expected, row
+    if expected is not None:
+        import structgen.errors
+
+        assert issubclass(getattr(structgen.errors, expected), structgen.errors.StructgenError)
+    assert row["events"] == [], row
+
+
+if __name__ == "__main__":
+    _child()
