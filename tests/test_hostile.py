@@ -111,6 +111,30 @@ def huge_bad_grammar_line_is_quoted_briefly():
         raise
 
 
+# ------------------------------------------------ 2. only valid values
+
+
+@case("TruncatedOutputError")
+def processor_finish_after_a_token_limit():
+    from structgen.integrations.transformers import LogitsProcessor
+
+    LogitsProcessor({"type": "integer", "minimum": 100000}, _vocab()).finish("1")
+
+
+@case("TruncatedOutputError")
+def regex_finish_after_a_token_limit():
+    from structgen.integrations.specs import Regex, prepare
+
+    prepare(Regex("[0-9]{6}"), _vocab()).finish("10")
+
+
+@case("OutputValidationError")
+def finish_of_a_text_the_grammar_rejects():
+    from structgen.integrations.specs import Choice, prepare
+
+    prepare(Choice(["yes", "no"]), _vocab()).finish("maybe")
+
+
 def test_a_caller_registry_resolves_outside_references():
     from referencing import Registry, Resource
 
@@ -145,7 +169,7 @@ def _allowed_roots() -> tuple[str, ...]:
 
 def _child() -> None:
     """Run every case (or those named in argv), one JSON line each."""
-    import structgen  # noqa: F401  (imports and kernel caches before the hook starts watching)
+    import structgen.integrations.transformers  # noqa: F401  (torch, kernel caches: before the hook watches)
 
     _vocab()
     roots = _allowed_roots()

@@ -27,7 +27,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from structgen.errors import OutputValidationError, StructgenError
+from structgen.errors import OutputValidationError, StructgenError, TruncatedOutputError
 from structgen.grammar.ir import Grammar as IRGrammar
 from structgen.matcher import CompiledGrammar
 from structgen.vocab import Vocabulary
@@ -132,12 +132,12 @@ class Prepared:
     """A spec made ready for decoding.
 
     ``grammar`` is the compiled grammar; ``finish(text)`` returns the value
-    (raising :class:`OutputValidationError` if it does not validate);
+    (see :meth:`finish`); ``convert`` turns an accepted text into it;
     ``kind`` is ``"pydantic"``, ``"json"``, ``"regex"``, ``"choice"``,
     ``"grammar"`` or ``"compiled"``; ``is_json`` says whether the text is JSON."""
 
     grammar: CompiledGrammar
-    finish: Callable[[str], Any]
+    convert: Callable[[str], Any]
     kind: str
     notes: list[str] = field(default_factory=list)
     lexicon: "_PairCache | None" = None
@@ -145,6 +145,21 @@ class Prepared:
     @property
     def is_json(self) -> bool:
         return self.kind in ("pydantic", "json")
+
+    def finish(self, text: str) -> Any:
+        """The value of a finished output's text. Every path that returns a
+        value comes through here, so only a text the grammar accepts gets one:
+        a text cut off before its end (a token limit) raises
+        :class:`TruncatedOutputError` with the partial text, one the grammar
+        rejects :class:`OutputValidationError`. Then ``convert`` validates
+        (Pydantic; ``jsonschema`` where lenient compilation left something
+        unenforced) and converts."""
+        m = self.grammar.matcher()
+        if not m.advance_bytes(text.encode("utf-8", "surrogatepass")):
+            raise OutputValidationError(text, "the grammar does not accept it")
+        if not m.is_accepting():
+            raise TruncatedOutputError(text)
+        return self.convert(text)
 
     def matcher(self):
         """A fresh matcher for one sequence: the grammar's own, or (JSON with

@@ -122,7 +122,10 @@ class LogitsProcessor(_HFLogitsProcessor):
         return list(self._rows)
 
     def finish(self, text: str) -> Any:
-        """The value of a finished output's text (validated)."""
+        """The value of a finished output's text (validated). A text cut off
+        before its end (``max_new_tokens``) raises
+        :class:`~structgen.errors.TruncatedOutputError` with the partial text,
+        as :func:`structgen.generate` does; see :meth:`Prepared.finish`."""
         return self.prepared.finish(text)
 
     # ------------------------------------------------------------------ call
