@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 import structgen  # noqa: E402
 from structgen.integrations.generate import _Sampler, _prompt_ids, decode, default_model  # noqa: E402
 from structgen.integrations.specs import prepare  # noqa: E402
-from structgen.integrations.transformers import apply_blocked, blocked_mask  # noqa: E402
+from structgen.bitmask import apply_token_bitmask_inplace  # noqa: E402
 
 MASKBENCH = Path(os.environ.get("MASKBENCH_DIR", ROOT.parent / "shared" / "data" / "maskbench-dev"))
 # Real schemas of different shapes, each closed (additionalProperties: false)
@@ -101,7 +101,7 @@ class Timed(LogitsProcessor):
 class LLGuidanceProcessor(LogitsProcessor):
     """A minimal transformers processor over llguidance's LLMatcher (one per
     row; no beam search). The mask is applied the same way structgen applies
-    its own (unpack the bitmask, one masked_fill_), so the comparison is of
+    its own (structgen.apply_token_bitmask_inplace), so the comparison is of
     the engines, not of the torch code around them."""
 
     def __init__(self, lltok: Any, grammar: str, vocab_size: int) -> None:
@@ -122,9 +122,8 @@ class LLGuidanceProcessor(LogitsProcessor):
                     m.consume_token(tok)
         for i, m in enumerate(self.matchers):
             lnp.fill_next_token_bitmask(m, self.bitmask, i)
-        n = min(scores.shape[1], self.vocab_size)
-        allowed = np.unpackbits(self.bitmask.view(np.uint8), axis=1, count=n, bitorder="little").view(bool)
-        return apply_blocked(scores, ~allowed)
+        apply_token_bitmask_inplace(scores, torch.from_numpy(self.bitmask), vocab_size=self.vocab_size)
+        return scores
 
 
 # ------------------------------------------------------------------ helpers

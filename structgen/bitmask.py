@@ -160,7 +160,12 @@ def _mask_rows(logits, words, rows, vocab_width):  # pragma: no cover - compiled
             if word == -1:
                 continue
             base = w * 32
-            for b in range(min(32, limit - base)):
+            span = min(32, limit - base)
+            if word == 0:  # the common case outside strings: a plain store loop the compiler vectorizes
+                for b in range(span):
+                    logits[r, base + b] = -np.inf
+                continue
+            for b in range(span):
                 if (word >> b) & 1 == 0:
                     logits[r, base + b] = -np.inf
         for t in range(limit, n_cols):

@@ -31,7 +31,8 @@ import torch
 
 from structgen.errors import StructgenError, TruncatedOutputError
 from structgen.integrations.specs import OutputValidationError, Prepared, prepare
-from structgen.integrations.transformers import apply_blocked, blocked_mask
+from structgen.bitmask import allocate_token_bitmask
+from structgen.integrations.transformers import mask_rows
 from structgen.matcher import Matcher  # or a PairedMatcher: same interface
 
 __all__ = ["generate", "GenerationResult", "GenerationStats", "default_model"]
@@ -235,7 +236,8 @@ def decode(
     if grammar is not None:
         eos = frozenset(grammar.vocab.eos_ids)
         vocab_size = len(grammar.vocab.token_bytes)
-        finished_packed = np.zeros((vocab_size + 7) // 8, dtype=np.uint8)
+        finished_packed = grammar.nothing_allowed  # finished rows leave the batch
+        bitmask = allocate_token_bitmask(len(prompts), vocab_size)
     else:
         eos = frozenset(eos_ids)
     rows = [_Row(i, prepared.matcher() if prepared is not None else None) for i in range(len(prompts))]
@@ -286,7 +288,7 @@ def decode(
         t = time.perf_counter()
         if grammar is not None:
             matchers = [rows[i].matcher for i in active]
-            blocked, empty = blocked_mask(matchers, finished_packed, vocab_size, logits.shape[1])
+            empty = mask_rows(matchers, logits, bitmask, finished_packed, vocab_size)
             if empty >= 0:
                 row = rows[active[empty]]
                 text = grammar.vocab.decode_bytes(row.generated).decode("utf-8", "replace")
@@ -294,7 +296,6 @@ def decode(
                     f"no token can continue the output {text!r}: the grammar needs bytes this tokenizer "
                     "cannot spell here. Please report this with the spec"
                 )
-            apply_blocked(logits, blocked)
         stats.constraint_s += time.perf_counter() - t
 
         t = time.perf_counter()

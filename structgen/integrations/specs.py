@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from structgen.errors import OutputValidationError, StructgenError, TruncatedOutputError
 from structgen.grammar.ir import Grammar as IRGrammar
-from structgen.matcher import CompiledGrammar
+from structgen.matcher import CompiledGrammar, MatcherBase
 from structgen.vocab import Vocabulary
 
 __all__ = ["Regex", "Choice", "Grammar", "Prepared", "PairedMatcher", "prepare", "check", "pydantic_schema", "vocabulary_for"]
@@ -366,35 +366,37 @@ class _PairCache:
             return hit
 
 
-class PairedMatcher:
+class PairedMatcher(MatcherBase):
     """A schema's matcher paired with the canonical-spelling filter
     (:data:`CANONICAL_JSON_LEXICON`), for generating JSON.
 
     The filter is *soft*: a token must be allowed by both, except where that
-    leaves nothing; then the schema alone decides and the filter is dropped for
-    this sequence. The schema's own mask always applies, so every output is
-    still exactly what the schema accepts. Jump-forward sees the bytes forced by
-    both together, so property names are forced again.
+    leaves nothing; then the schema alone decides and the filter is switched
+    off for this sequence (until a rollback goes back past that step). The
+    schema's own mask always applies, so every output is still exactly what
+    the schema accepts. Jump-forward sees the bytes forced by both together,
+    so property names are forced again. Same interface as
+    :class:`~structgen.matcher.Matcher`."""
 
-    Same interface as :class:`~structgen.matcher.Matcher` for what decoding
-    uses: ``advance``, ``allowed_bitmask``/``allowed_mask``,
-    ``is_accepting``, ``is_stopped``, ``copy``, ``forced_bytes``,
-    ``forced_tokens``, ``state``, ``grammar``."""
-
-    __slots__ = ("main", "lex", "cache")
+    __slots__ = ("main", "lex", "cache", "_lex_off_at")
 
     def __init__(self, main, lex, cache: _PairCache) -> None:
         self.main = main
         self.lex = lex
         self.cache = cache
+        self._lex_off_at: int | None = None  # main's step count when the filter gave way
 
     @property
     def grammar(self) -> CompiledGrammar:
         return self.main.grammar
 
     @property
+    def _paired(self) -> bool:
+        return self._lex_off_at is None and not self.main.is_stopped()
+
+    @property
     def state(self):
-        return (self.main.state, self.lex.state) if self.lex is not None else self.main.state
+        return (self.main.state, self.lex.state) if self._paired else self.main.state
 
     @property
     def steps(self) -> int:
@@ -407,18 +409,29 @@ class PairedMatcher:
         return self.main.is_stopped()
 
     def copy(self) -> "PairedMatcher":
-        return PairedMatcher(self.main.copy(), self.lex.copy() if self.lex is not None else None, self.cache)
+        twin = PairedMatcher(self.main.copy(), self.lex.copy(), self.cache)
+        twin._lex_off_at = self._lex_off_at
+        return twin
 
     def advance(self, token_id: int) -> bool:
         if not self.main.advance(token_id):
             return False
-        if self.lex is not None and not self.lex.advance(token_id):
-            self.lex = None  # the filter had to give way (or the output ended): schema only from here
+        if self._lex_off_at is None and not self.lex.advance(token_id):
+            self._lex_off_at = self.main.steps - 1  # the filter had to give way: schema only from here
         return True
+
+    def rollback(self, n: int = 1) -> None:
+        self.main.rollback(n)
+        off = self._lex_off_at
+        if off is None:
+            self.lex.rollback(n)
+        elif self.main.steps <= off:  # back before the filter gave way: it applies again
+            self.lex.rollback(off - self.main.steps)
+            self._lex_off_at = None
 
     def allowed_bitmask(self):
         a = self.main.allowed_bitmask()
-        if self.lex is None or self.main.is_stopped():
+        if not self._paired:
             return a
         key = (self.main.state, self.lex.state)
         hit = self.cache.masks.get(key)
@@ -426,8 +439,14 @@ class PairedMatcher:
             both = a & self.lex.allowed_bitmask() & self.cache.keep
             self._drop_dead_fractions(both)
             hit = both if both.any() else a
+            hit.flags.writeable = False  # shared by every matcher of the grammar
             self.cache.masks[key] = hit
         return hit
+
+    def cached_bitmask(self):
+        if not self._paired:
+            return self.main.cached_bitmask()
+        return self.cache.masks.get((self.main.state, self.lex.state))
 
     def _drop_dead_fractions(self, packed) -> None:
         """Inside a number, clear the tokens after which schema and filter
@@ -452,33 +471,14 @@ class PairedMatcher:
             if t1 == DEAD or t2 == DEAD or not _pair_live(d1, d2, t1, t2):
                 packed[tok >> 3] &= np.uint8(~(1 << (tok & 7)) & 0xFF)
 
-    def allowed_mask(self):
-        import numpy as np
-
-        n = len(self.grammar.vocab.token_bytes)
-        return np.unpackbits(self.allowed_bitmask(), count=n, bitorder="little").view(bool)
-
-    def allowed_token_ids(self):
-        import numpy as np
-
-        return np.flatnonzero(self.allowed_mask())
-
     def forced_bytes(self) -> bytes:
-        if self.lex is None or self.main.is_stopped():
+        if not self._paired:
             return self.main.forced_bytes()
         key = (self.main.state, self.lex.state)
         hit = self.cache.forced.get(key)
         if hit is None:
             hit = self.cache.forced[key] = _pair_forced(self.main.grammar.dfa, self.lex.grammar.dfa, *key)
         return hit
-
-    def forced_tokens(self) -> list[int]:
-        data = self.forced_bytes()
-        if not data:
-            return []
-        from structgen.index.token_index import TokenSpeller
-
-        return TokenSpeller.of(self.grammar.vocab).greedy_tokens(data)
 
 
 def _pair_forced(d1, d2, s1: int, s2: int, limit: int = 256) -> bytes:

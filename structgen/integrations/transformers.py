@@ -23,8 +23,9 @@ How it follows ``model.generate``:
   beams from ``-inf`` candidates when fewer valid continuations exist) is
   dead: it too allows only EOS/pad, and its score is ``-inf`` anyway.
 * Logit columns beyond the tokenizer's vocabulary (models pad their embedding
-  matrix) are never allowed. The mask is built from the matchers' packed
-  bitmasks in one numpy call and applied with one ``masked_fill_``.
+  matrix) are never allowed. Each step refills one int32 batch bitmask
+  (:mod:`structgen.bitmask`; cached masks are copied, new ones computed on
+  threads) and applies it on the logits' device.
 
 Speculative / assisted decoding, which calls processors on several candidate
 positions at once, is not supported.
@@ -43,6 +44,14 @@ try:  # subclass transformers' base class so LogitsProcessorList accepts it as o
 except ImportError:  # pragma: no cover - transformers is a dependency
     _HFLogitsProcessor = object
 
+from structgen.bitmask import (
+    allocate_token_bitmask,
+    apply_token_bitmask_inplace,
+    as_words,
+    bitmask_width,
+    fill_next_token_bitmask_batch,
+    write_packed_row,
+)
 from structgen.errors import StructgenError
 from structgen.integrations.specs import Prepared, prepare
 from structgen.matcher import CompiledGrammar, Matcher
@@ -101,7 +110,7 @@ class LogitsProcessor(_HFLogitsProcessor):
         allowed = np.zeros(self.vocab_size, dtype=bool)
         allowed[sorted(finished)] = True
         self._finished_packed = np.packbits(allowed, bitorder="little")
-        self._nbytes = self._finished_packed.shape[0]
+        self._bitmask = allocate_token_bitmask(1, self.vocab_size)  # grown to the batch on first use
         self.reset()
 
     # ----------------------------------------------------------------- state
@@ -185,11 +194,12 @@ class LogitsProcessor(_HFLogitsProcessor):
                 f"LogitsProcessor got scores for {batch} rows but input_ids for {len(rows)}; "
                 "speculative/assisted decoding is not supported"
             )
-        n = min(width, self.vocab_size)
-        blocked, empty = blocked_mask(rows, self._finished_packed, self.vocab_size, n)
+        if self._bitmask.shape[0] < batch:
+            self._bitmask = allocate_token_bitmask(batch, self.vocab_size)
+        empty = mask_rows(rows, scores, self._bitmask, self._finished_packed, self.vocab_size)
         if empty >= 0:
-            self._no_token_error(empty, n)
-        return apply_blocked(scores, blocked)
+            self._no_token_error(empty, min(width, self.vocab_size))
+        return scores
 
     def _no_token_error(self, row: int, width: int) -> None:
         m = self._rows[row]
@@ -205,38 +215,36 @@ class LogitsProcessor(_HFLogitsProcessor):
         )
 
 
-def blocked_mask(
-    rows: list[Matcher | None], finished_packed: np.ndarray, vocab_size: int, width: int
-) -> tuple[np.ndarray, int]:
-    """The ``(len(rows), min(width, vocab_size))`` bool array of *disallowed*
-    tokens, and the first row that allows nothing at all (``-1`` if none).
+def mask_rows(
+    rows: list[Matcher | None],
+    scores: torch.Tensor,
+    bitmask: torch.Tensor,
+    finished_packed: np.ndarray,
+    vocab_size: int,
+) -> int:
+    """Mask ``scores`` in place by each row's matcher, through the int32
+    ``bitmask`` (one row per matcher, refilled here); return the first row that
+    allows no token at all, or ``-1``.
 
-    Each row's packed mask is cached per automaton state, so this is one
-    row copy per row plus one ``np.unpackbits`` for the whole batch. Finished
-    (stopped) and dead (``None``) rows get ``finished_packed``."""
-    n = min(width, vocab_size)
-    packed = np.empty((len(rows), finished_packed.shape[0]), dtype=np.uint8)
+    Finished (stopped) and dead (``None``) rows get ``finished_packed``.
+    Columns past ``vocab_size`` (the model's padded embedding) are blocked."""
+    words = as_words(bitmask)
+    live, live_rows = [], []
     for r, m in enumerate(rows):
-        packed[r] = finished_packed if m is None or m.is_stopped() else m.allowed_bitmask()
-    blocked = np.unpackbits(np.invert(packed), axis=1, count=n, bitorder="little").view(bool)
-    empty = np.flatnonzero(blocked.all(axis=1)) if n < vocab_size else np.flatnonzero(~packed.any(axis=1))
-    return blocked, int(empty[0]) if empty.size else -1
-
-
-def apply_blocked(scores: torch.Tensor, blocked: np.ndarray) -> torch.Tensor:
-    """Set the blocked entries of ``scores`` (and every column past the
-    mask's width: padding ids of the model's embedding) to ``-inf``, in place."""
-    mask = torch.from_numpy(blocked)
-    if mask.device != scores.device:
-        mask = mask.to(scores.device, non_blocking=True)
-    n = blocked.shape[1]
-    neg_inf = float("-inf")
-    if n == scores.shape[1]:
-        scores.masked_fill_(mask, neg_inf)
-    else:
-        scores[:, :n].masked_fill_(mask, neg_inf)
-        scores[:, n:] = neg_inf
-    return scores
+        if m is None or m.is_stopped():
+            write_packed_row(words, r, finished_packed)
+        else:
+            live.append(m)
+            live_rows.append(r)
+    fill_next_token_bitmask_batch(live, bitmask, live_rows)
+    n = min(scores.shape[1], vocab_size)
+    within = words[: len(rows), : bitmask_width(n)]
+    if n % 32:  # tokens the logits do not have do not count
+        within = within.copy()
+        within[:, -1] &= np.int32((1 << (n % 32)) - 1)
+    empty = np.flatnonzero(~within.any(axis=1))
+    apply_token_bitmask_inplace(scores, bitmask[: len(rows)], vocab_size=n)
+    return int(empty[0]) if empty.size else -1
 
 
 def _step(m: Matcher | None, token: int) -> Matcher | None:
