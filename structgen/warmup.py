@@ -8,7 +8,7 @@ formats (``email``, ``hostname``...) are cached on disk here too: built,
 they cost up to a second each in every process that meets them. A small schema over a
 vocabulary of single bytes and a few words reaches every kernel entry
 point: rule interning, derivation, table growth, the trie walk, loop bytes,
-loop splits and mask writing.
+loop splits, mask writing and applying a batch bitmask to logits.
 """
 
 from __future__ import annotations
@@ -51,6 +51,21 @@ def warm_up() -> None:
             raise RuntimeError(f"warm-up document refused at {tokens[token]!r}")
     if not matcher.is_accepting():
         raise RuntimeError("warm-up document not accepted")
+    _warm_up_bitmask(grammar)
+
+
+def _warm_up_bitmask(grammar) -> None:
+    """The compiled loop that applies int32 bitmasks to CPU logits, for the
+    logits dtypes models produce on the CPU."""
+    import torch
+
+    from structgen.bitmask import allocate_token_bitmask, apply_token_bitmask_inplace
+
+    n = len(grammar.vocab.token_bytes)
+    bitmask = allocate_token_bitmask(1, n)
+    grammar.matcher().fill_next_token_bitmask(bitmask)
+    for dtype in (torch.float32, torch.float64):
+        apply_token_bitmask_inplace(torch.zeros(1, n, dtype=dtype), bitmask)
 
 
 if __name__ == "__main__":
