@@ -188,8 +188,10 @@ def _read_schema(value: str) -> Any:
         except (OSError, UnicodeDecodeError) as e:
             raise CliError(f"cannot read schema file {value!r}: {e}") from None
         where = value
+    from structgen.frontends.json_schema import parse_schema_text
+
     try:
-        schema = json.loads(text)
+        schema = parse_schema_text(text)
     except json.JSONDecodeError as e:
         raise CliError(f"{where} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     if not isinstance(schema, (dict, bool)):

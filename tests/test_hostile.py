@@ -135,6 +135,80 @@ def finish_of_a_text_the_grammar_rejects():
     prepare(Choice(["yes", "no"]), _vocab()).finish("maybe")
 
 
+# ------------------------------------------------ 3. infinities, big numbers
+
+
+def _compile(schema, **kw):
+    import structgen
+
+    structgen.compile_json_schema(schema, _vocab(), **kw).matcher().allowed_bitmask()
+
+
+def _accepts(schema, text: str) -> bool:
+    import structgen
+
+    m = structgen.compile_json_schema(schema, _vocab()).matcher()
+    return m.advance_bytes(text.encode()) and m.is_accepting()
+
+
+@case("InvalidSchemaError")
+def infinite_maximum_in_json_text(): _compile('{"type": "number", "maximum": Infinity}')
+
+
+@case("InvalidSchemaError")
+def nan_minimum_in_json_text(): _compile('{"type": "number", "minimum": NaN}')
+
+
+@case("InvalidSchemaError")
+def infinite_float_in_a_dict(): _compile({"type": "number", "exclusiveMaximum": float("-inf")})
+
+
+@case("InvalidSchemaError")
+def integer_of_five_thousand_digits_in_json_text(): _compile('{"maxLength": 1%s}' % ("0" * 5000))
+
+
+@case("GrammarTooLargeError")
+def huge_max_length(): _compile({"type": "string", "maxLength": 10**30})
+
+
+@case("GrammarTooLargeError")
+def huge_max_properties(): _compile({"type": "object", "maxProperties": 10**30})
+
+
+@case("UnsupportedSchemaError")
+def huge_repeat_in_a_pattern(): _compile({"type": "string", "pattern": "^a{99999999999999999999999}$"})
+
+
+@case("RegexError")
+def huge_repeat_in_a_regex():
+    import structgen
+
+    structgen.compile_regex("a{99999999999999999999}", _vocab())
+
+
+@case("GrammarError")
+def huge_repeat_in_a_grammar():
+    import structgen
+
+    structgen.compile_grammar('root ::= "a"{1,99999999999999999999}', _vocab())
+
+
+@case(None)
+def const_beyond_float_range_is_spelled_as_an_integer_only():
+    big = 10**400
+    assert _accepts({"const": big}, str(big))
+    assert not _accepts({"const": big}, f"{big}.0")  # json.loads reads inf
+    assert not _accepts({"enum": [2**53 + 1]}, f"{2**53 + 1}.0")  # json.loads reads 2**53
+    assert _accepts({"const": 2**53}, f"{2**53}.0")
+
+
+@case("OutputValidationError")
+def finish_of_an_integer_json_cannot_read():
+    from structgen.integrations.specs import prepare
+
+    prepare({"type": "integer"}, _vocab()).finish("1" + "0" * 5000)
+
+
 def test_a_caller_registry_resolves_outside_references():
     from referencing import Registry, Resource
 

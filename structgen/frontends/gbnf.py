@@ -361,9 +361,12 @@ class _Parser:
                 j += 1
             if j == self.i:
                 return None
-            value = int(self.s[self.i : j])
+            digits = self.s[self.i : j].lstrip("0") or "0"
+            if len(digits) > len(str(ir.MAX_REPEAT)) or int(digits) > ir.MAX_REPEAT:
+                raise self.error(f"repetition count {clip(digits, 30)} is above the largest supported, "
+                                 f"{ir.MAX_REPEAT}", self.i)
             self.i = j
-            return value
+            return int(digits)
 
         skip_blanks()
         lo = number()

@@ -342,7 +342,7 @@ class CombinatorsMixin:
         ours = charlang.matches(self.pattern(pattern, ptr), key)
         try:
             theirs = re.search(pattern, key) is not None
-        except re.error:
+        except (re.error, OverflowError):  # OverflowError: a repeat count above re's limit
             theirs = None
         if ours != theirs:
             raise _CannotNegate("patternProperties", f"pattern {pattern!r} on key {key!r}")

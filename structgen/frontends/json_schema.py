@@ -117,6 +117,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from dataclasses import replace
 from functools import lru_cache
@@ -200,6 +201,24 @@ _CONSTRAINING = frozenset(
 # --------------------------------------------------------------------------- entry points
 
 
+def parse_schema_text(text: str | bytes | bytearray) -> Any:
+    """JSON text to a schema, read as JSON, not as Python's ``json`` reads it:
+    ``Infinity`` and ``NaN`` are refused, and so are numbers too long to
+    convert and nesting too deep to read (each an :class:`InvalidSchemaError`).
+    Text that is not JSON at all raises ``json.JSONDecodeError``, for the
+    caller to explain."""
+    try:
+        return json.loads(text, parse_constant=_not_a_json_number)
+    except (json.JSONDecodeError, InvalidSchemaError):
+        raise
+    except (ValueError, RecursionError) as e:  # an integer of thousands of digits; nesting
+        raise InvalidSchemaError(f"schema text cannot be read: {clip(str(e))}") from None
+
+
+def _not_a_json_number(constant: str):
+    raise InvalidSchemaError(f"{constant} is not a JSON number (JSON has no Infinity or NaN)")
+
+
 def load_schema(schema) -> Any:
     """A dict/bool JSON Schema from a dict, bool, JSON text, or a Pydantic model
     class (``model_json_schema()``) or other type Pydantic can describe."""
@@ -207,8 +226,8 @@ def load_schema(schema) -> Any:
         return schema
     if isinstance(schema, (str, bytes, bytearray)):
         try:
-            return json.loads(schema)
-        except ValueError as e:
+            return parse_schema_text(schema)
+        except json.JSONDecodeError as e:
             raise InvalidSchemaError(f"schema is not valid JSON text: {e}") from None
     try:
         import pydantic
@@ -301,6 +320,8 @@ def validation_errors(validator: Any, value: Any) -> list:
         return sorted(validator.iter_errors(value), key=lambda err: list(err.absolute_path))
     except Unresolvable as e:
         raise UnresolvableReferenceError(str(e.ref)) from None
+    except (re.error, OverflowError, RecursionError) as e:  # a pattern re cannot compile, a repeat above its limit
+        raise InvalidSchemaError(f"jsonschema cannot evaluate the schema: {clip(str(e))}") from None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -351,20 +372,26 @@ def _validate(schema) -> tuple[int, Any]:
 
 
 def _pointer_map(schema) -> dict[int, str]:
+    """The JSON pointer of every object and array in the schema. Refuses
+    floats JSON cannot hold (``inf``, ``nan``: a dict built in Python may hold
+    them), which would reach the number automata as infinities."""
     out: dict[int, str] = {}
     stack = [(schema, "#")]
     while stack:
         node, ptr = stack.pop()
         if isinstance(node, dict):
             out.setdefault(id(node), ptr)
-            for k, v in node.items():
-                if isinstance(v, (dict, list)):
-                    stack.append((v, f"{ptr}/{_esc(k)}"))
+            items = ((_esc(k), v) for k, v in node.items())
         elif isinstance(node, list):
             out.setdefault(id(node), ptr)
-            for i, v in enumerate(node):
-                if isinstance(v, (dict, list)):
-                    stack.append((v, f"{ptr}/{i}"))
+            items = enumerate(node)
+        else:
+            continue
+        for k, v in items:
+            if isinstance(v, (dict, list)):
+                stack.append((v, f"{ptr}/{k}"))
+            elif isinstance(v, float) and not math.isfinite(v):
+                raise InvalidSchemaError(f"{v} is not a JSON number (JSON has no Infinity or NaN)", f"{ptr}/{k}")
     return out
 
 
@@ -381,13 +408,13 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         import referencing.jsonschema
 
         self.schema = schema
+        self.pointers = _pointer_map(schema)
         self.draft, self.validator_cls = _validate(schema)
         self.format_checker = self.validator_cls.FORMAT_CHECKER
         self.spec = referencing.jsonschema.specification_with(_DRAFT_URIS[self.draft])
         resource = self.spec.create_resource(schema)
         self.registry = schema_registry(registry)
         self.root = Sub(schema, self.registry.resolver_with_root(resource), "#")
-        self.pointers = _pointer_map(schema)
         self.resolved: dict = {}  # Sub.key -> the Sub its $ref points to (see resolve)
         self.ws = ws
         self.sep = seq(ws, literal(","), ws)
@@ -739,9 +766,9 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
             kw["multiple_of"] = ((s["multipleOf"], ptr + "/multipleOf"),)
         # strings
         if "minLength" in s:
-            kw["min_len"] = int(s["minLength"])
+            kw["min_len"] = self.count(sub, "minLength")
         if "maxLength" in s:
-            kw["max_len"] = int(s["maxLength"])
+            kw["max_len"] = self.count(sub, "maxLength")
         if "pattern" in s:
             kw["patterns"] = ((s["pattern"], ptr + "/pattern"),)
         if "format" in s and "string" in types:
@@ -757,15 +784,15 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         if arr is not None:
             kw["arr"] = (arr,)
         if "minItems" in s:
-            kw["min_items"] = int(s["minItems"])
+            kw["min_items"] = self.count(sub, "minItems")
         if "maxItems" in s:
-            kw["max_items"] = int(s["maxItems"])
+            kw["max_items"] = self.count(sub, "maxItems")
         if s.get("uniqueItems") is True and "array" in types:
             if not (kw.get("max_items") is not None and kw["max_items"] <= 1):
                 self.unsupported("uniqueItems", ptr + "/uniqueItems", "uniqueness of array items cannot be expressed by a grammar")
         if "contains" in s and d >= 6:
-            cmin = int(s.get("minContains", 1)) if d >= 2019 else 1
-            cmax = int(s["maxContains"]) if d >= 2019 and "maxContains" in s else None
+            cmin = self.count(sub, "minContains") if d >= 2019 and "minContains" in s else 1
+            cmax = self.count(sub, "maxContains") if d >= 2019 and "maxContains" in s else None
             kw["contains"] = ((self.child(sub, "contains"), cmin, cmax, ptr + "/contains"),)
         # objects
         obj = self.obj_part(sub)
@@ -774,12 +801,22 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         if "required" in s and isinstance(s["required"], list):
             kw["required"] = tuple(dict.fromkeys(s["required"]))
         if "minProperties" in s:
-            kw["min_props"] = int(s["minProperties"])
+            kw["min_props"] = self.count(sub, "minProperties")
         if "maxProperties" in s:
-            kw["max_props"] = int(s["maxProperties"])
+            kw["max_props"] = self.count(sub, "maxProperties")
         if "propertyNames" in s and d >= 6 and not self._is_trivial(s["propertyNames"]):
             kw["prop_names"] = (self.child(sub, "propertyNames"),)
         return trim_types(Branch(**kw))
+
+    def count(self, sub: Sub, key: str) -> int:
+        """The value of a count keyword (``maxLength``, ``minItems`` ...): the
+        automaton counts to ``ir.MAX_REPEAT`` at most."""
+        n = int(sub.schema[key])
+        if n > ir.MAX_REPEAT:
+            raise GrammarTooLargeError(
+                f"{key} at {clip(sub.ptr)}/{key} is above the largest count supported, {ir.MAX_REPEAT}"
+            )
+        return n
 
     def arr_part(self, sub: Sub) -> ArrPart | None:
         s = sub.schema

@@ -200,17 +200,25 @@ def whitespace(policy) -> ir.Expr:
 def number_literals(v) -> list[str]:
     """Spellings of a JSON number that a JSON Schema validator treats as equal
     to ``v``: its canonical form, plus the integer form of an integral float
-    and ``x.0`` of an integer."""
+    and ``x.0`` of an integer that a float holds exactly (``json.loads`` reads
+    ``x.0`` as a float: ``1e400`` becomes ``inf``, ``2**53 + 1`` its neighbour)."""
     if isinstance(v, bool):
         raise TypeError("bool is not a number")
     if isinstance(v, int):
-        return [str(v), f"{v}.0"]
+        return [str(v), f"{v}.0"] if abs(v) <= 2**53 or _float_holds(v) else [str(v)]
     if v != v or v in (float("inf"), float("-inf")):
         return []
     out = [json.dumps(v)]
     if v.is_integer():
         out.append(str(int(v)))
     return out
+
+
+def _float_holds(v: int) -> bool:
+    try:
+        return float(v) == v
+    except OverflowError:
+        return False
 
 
 ANY_ORDER_CONST_KEYS = 4  # object values with at most this many keys match in any key order

@@ -50,7 +50,7 @@ import bisect
 import unicodedata
 from typing import Callable, Iterable
 
-from structgen.errors import RegexError
+from structgen.errors import RegexError, clip
 from structgen.grammar import ir, utf8
 from structgen.grammar.graph import merge_ranges
 
@@ -138,6 +138,7 @@ def _case_fold(ranges: Ranges) -> Ranges:
 
 _HEX = "0123456789abcdefABCDEF"
 _FLAG_NAMES = {"i", "s"}
+_ASCII_DIGITS = frozenset("0123456789")
 
 
 class _Parser:
@@ -235,29 +236,37 @@ class _Parser:
             node = node[1]
         return ("rep", node, lo, hi)
 
+    def _digits_end(self, k: int) -> int:
+        """Where the run of ASCII digits at ``k`` ends (ECMA and Python's
+        ``re`` count in ASCII digits only)."""
+        while k < self.n and self.p[k] in _ASCII_DIGITS:
+            k += 1
+        return k
+
+    def _count(self, j: int, k: int) -> int:
+        """The repeat count spelled by ``p[j:k]``, at most ``ir.MAX_REPEAT``."""
+        digits = self.p[j:k].lstrip("0") or "0"
+        if len(digits) > len(str(ir.MAX_REPEAT)) or int(digits) > ir.MAX_REPEAT:
+            raise self.error(f"repeat count {clip(digits, 30)} is above the largest supported, {ir.MAX_REPEAT}", j)
+        return int(digits)
+
     def _braces(self, consume: bool = True):
         """Parse ``{n}``, ``{n,}``, ``{n,m}`` at the cursor; None if it is a literal brace."""
         j = self.i + 1
-        k = j
-        while k < self.n and self.p[k].isdigit():
-            k += 1
+        k = self._digits_end(j)
         if k == j:
             if k < self.n and self.p[k] == ",":
-                m = k + 1
-                while m < self.n and self.p[m].isdigit():
-                    m += 1
+                m = self._digits_end(k + 1)
                 if m > k + 1 and m < self.n and self.p[m] == "}":
                     raise self.error(
                         "quantifier '{,n}' is ambiguous (literal text in ECMA-262, {0,n} in Python); "
                         "write {0,n} or escape the brace", self.i)
             return None
-        lo = int(self.p[j:k])
+        lo = self._count(j, k)
         hi: int | None = lo
         if k < self.n and self.p[k] == ",":
-            m = k + 1
-            while m < self.n and self.p[m].isdigit():
-                m += 1
-            hi = int(self.p[k + 1:m]) if m > k + 1 else None
+            m = self._digits_end(k + 1)
+            hi = self._count(k + 1, m) if m > k + 1 else None
             k = m
         if k >= self.n or self.p[k] != "}":
             return None

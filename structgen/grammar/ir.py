@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
+from structgen.errors import GrammarTooLargeError
 from structgen.grammar import utf8
 from structgen.grammar.graph import merge_ranges
 
@@ -167,10 +168,17 @@ def intersect(*parts: Expr) -> Expr:
     return _shared(("and", *map(id, flat)), ("and", tuple(flat)))
 
 
+#: the largest repeat count (the automaton counts in 64-bit integers); frontends
+#: check their counts against it to say where a bigger one came from
+MAX_REPEAT = 1 << 62
+
+
 def rep(e: Expr, lo: int = 0, hi: int | None = None) -> Expr:
     """``e`` repeated between ``lo`` and ``hi`` times (``hi=None``: no upper bound)."""
     if lo < 0 or (hi is not None and hi < lo):
         raise ValueError(f"bad repeat bounds {{{lo},{hi}}}")
+    if max(lo, hi or 0) > MAX_REPEAT:
+        raise GrammarTooLargeError(f"a repeat count above {MAX_REPEAT} (2**62) cannot be counted")
     if hi == 0 or e == EPS:
         return EPS
     if e == NOTHING:

@@ -230,8 +230,10 @@ def _prepare(
         return Prepared(g, _pydantic_finish(model_cls), "pydantic", list(g.notes))
 
     if isinstance(spec, str):
+        from structgen.frontends.json_schema import parse_schema_text
+
         try:
-            schema = json.loads(spec)
+            schema = parse_schema_text(spec)
         except json.JSONDecodeError:
             raise TypeError(
                 "a str spec must be a JSON Schema in JSON text; for a regular expression use "
@@ -270,8 +272,10 @@ def check(
         load_gbnf(spec.source)
         return
     if isinstance(spec, str):
+        from structgen.frontends.json_schema import parse_schema_text
+
         try:
-            spec = json.loads(spec)
+            spec = parse_schema_text(spec)
         except json.JSONDecodeError:
             return  # prepare() explains
     if _pydantic_model(spec) is not None:
@@ -575,8 +579,8 @@ def _json_finish(schema: Any, *, validate: bool, registry: Any = None) -> Callab
     def finish(text: str):
         try:
             value = json.loads(text)
-        except json.JSONDecodeError as e:  # cannot happen for an accepted output
-            raise OutputValidationError(text, f"not JSON: {e}") from e
+        except (ValueError, RecursionError) as e:  # an integer of thousands of digits, deep nesting
+            raise OutputValidationError(text, f"json.loads cannot read it: {e}") from None
         if validator is not None:
             errors = validation_errors(validator, value)
             if errors:
