@@ -302,7 +302,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from structgen.integrations import generate as gen
 
     t = progress.start(f"loading model {args.model or 'SmolLM2-135M-Instruct'}")
-    model, tokenizer = gen.default_model(args.model)
+    model, tokenizer = gen.default_model(args.model, progress=not args.quiet)
     progress.done(t, "model loaded")
 
     from structgen.integrations.specs import prepare

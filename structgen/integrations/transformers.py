@@ -72,8 +72,9 @@ class LogitsProcessor(_HFLogitsProcessor):
     tokenizer's); ``pad_token_id``: the id ``generate`` pads finished rows with
     (default: the tokenizer's). ``whitespace``/``lenient``: JSON options, see
     :func:`structgen.compile_json_schema`; ``canonical``: JSON is spelled as
-    ``json.dumps`` spells it (no ``\\u0061`` escapes, no ``12.000``), see
-    :class:`structgen.integrations.specs.PairedMatcher`; ``closed_objects``:
+    ``json.dumps`` spells it (no ``\\u0061`` escapes, no ``12.000``) with
+    members in declaration order, see :func:`structgen.integrations.specs.prepare`;
+    ``closed_objects``:
     objects whose schema says nothing about extra keys get their declared
     properties only (``False``: the schema's literal meaning).
 
