@@ -12,7 +12,6 @@ import pytest
 import torch
 
 import structgen
-from structgen.integrations.specs import prepare
 from structgen.vocab import Vocabulary
 from tests.tokenizers import llama3, smollm2
 
@@ -212,23 +211,3 @@ def test_validate_tokens_rollback_and_forced_string(vocab):
 def _encode(vocab: Vocabulary, text: str) -> list[int]:
     tok = llama3() if len(vocab.token_bytes) > 100_000 else smollm2()
     return tok.encode(text, add_special_tokens=False)
-
-
-def test_paired_matcher_rolls_back_through_the_filter(vocab):
-    """The canonical-spelling pair: a rollback past the step where the
-    filter gave way puts it back, and states equal a fresh replay's."""
-    prepared = prepare({"type": "object", "properties": {"s": {"type": "string"}}}, vocab)
-    m = prepared.matcher()
-    ids = _encode(vocab, '{"s":"a\\u00e9c"}')  # a \u escape: the filter refuses it, the schema does not
-    for t in ids:
-        assert m.advance(t)
-    assert m.is_accepting() and not isinstance(m.state, tuple)  # the filter gave way at the escape
-    for back in range(len(ids) + 1):
-        twin = prepared.matcher()
-        for t in ids[: len(ids) - back]:
-            twin.advance(t)
-        probe = m.copy()
-        probe.rollback(back)
-        assert probe.state == twin.state
-        assert np.array_equal(probe.allowed_bitmask(), twin.allowed_bitmask())
-    assert m.validate_tokens([]) == 0

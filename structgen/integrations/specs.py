@@ -29,10 +29,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 from structgen.errors import OutputValidationError, StructgenError, TruncatedOutputError
 from structgen.grammar.ir import Grammar as IRGrammar
-from structgen.matcher import CompiledGrammar, MatcherBase
+from structgen.matcher import CompiledGrammar, Matcher
 from structgen.vocab import Vocabulary
 
-__all__ = ["Regex", "Choice", "Grammar", "Prepared", "PairedMatcher", "prepare", "check", "pydantic_schema", "vocabulary_for"]
+__all__ = ["Regex", "Choice", "Grammar", "Prepared", "prepare", "check", "pydantic_schema", "vocabulary_for"]
 
 
 # --------------------------------------------------------------------- specs
@@ -140,7 +140,6 @@ class Prepared:
     convert: Callable[[str], Any]
     kind: str
     notes: list[str] = field(default_factory=list)
-    lexicon: "_PairCache | None" = None
 
     @property
     def is_json(self) -> bool:
@@ -161,13 +160,9 @@ class Prepared:
             raise TruncatedOutputError(text)
         return self.convert(text)
 
-    def matcher(self):
-        """A fresh matcher for one sequence: the grammar's own, or (JSON with
-        ``canonical=True``) one paired with the canonical-spelling filter."""
-        m = self.grammar.matcher()
-        if self.lexicon is None:
-            return m
-        return PairedMatcher(m, self.lexicon.grammar.matcher(), self.lexicon)
+    def matcher(self) -> Matcher:
+        """A fresh matcher for one sequence."""
+        return self.grammar.matcher()
 
 
 def prepare(
@@ -184,7 +179,10 @@ def prepare(
     """Compile ``spec`` for ``tokenizer`` (see the module docstring for the
     kinds of spec). ``eos_ids`` are extra end-of-sequence ids (the model's);
     ``whitespace``, ``lenient``, ``canonical`` and ``closed_objects`` apply to
-    JSON specs (``canonical``: see :class:`PairedMatcher`). ``closed_objects``:
+    JSON specs. ``canonical``: each value spelled one way, as ``json.dumps``
+    spells it (no ``\\u0061`` escapes, no ``12.000``), and object members in
+    declaration order: a small model stays on track and jump-forward writes
+    every key; the values accepted are the same. ``closed_objects``:
     an object whose schema says nothing about extra keys gets its declared
     properties only, as OpenAI's strict mode, xgrammar and outlines generate
     it (otherwise a small model may invent keys until the token limit);
@@ -196,15 +194,12 @@ def prepare(
     :class:`Prepared` to ``generate`` or ``LogitsProcessor``)."""
     if isinstance(spec, Prepared):
         return spec
-    prepared = _prepare(spec, tokenizer, eos_ids, whitespace, lenient, closed_objects, registry)
-    if canonical and prepared.is_json:
-        prepared.lexicon = _PairCache.of(prepared.grammar)
-    return prepared
+    return _prepare(spec, tokenizer, eos_ids, whitespace, lenient, canonical, closed_objects, registry)
 
 
 def _prepare(
-    spec: Any, tokenizer: Any, eos_ids: Any, whitespace: str | int, lenient: bool, closed_objects: bool,
-    registry: Any,
+    spec: Any, tokenizer: Any, eos_ids: Any, whitespace: str | int, lenient: bool, canonical: bool,
+    closed_objects: bool, registry: Any,
 ) -> Prepared:
     if isinstance(spec, CompiledGrammar):
         return Prepared(spec, _text_finish(spec), "compiled", list(spec.notes))
@@ -225,7 +220,8 @@ def _prepare(
     model_cls = _pydantic_model(spec)
     if model_cls is not None:
         g = C.compile_json_schema(
-            pydantic_schema(model_cls), vocab, whitespace=whitespace, lenient=lenient, closed_objects=closed_objects
+            pydantic_schema(model_cls), vocab, whitespace=whitespace, lenient=lenient, canonical=canonical,
+            closed_objects=closed_objects,
         )
         return Prepared(g, _pydantic_finish(model_cls), "pydantic", list(g.notes))
 
@@ -248,7 +244,8 @@ def _prepare(
             "structgen.Grammar(...) or a CompiledGrammar"
         )
     g = C.compile_json_schema(
-        schema, vocab, whitespace=whitespace, lenient=lenient, closed_objects=closed_objects, registry=registry
+        schema, vocab, whitespace=whitespace, lenient=lenient, canonical=canonical, closed_objects=closed_objects,
+        registry=registry,
     )
     return Prepared(g, _json_finish(schema, validate=bool(g.notes), registry=registry), "json", list(g.notes))
 
@@ -308,241 +305,6 @@ def _pydantic_model(spec: Any):
     except ImportError:  # pragma: no cover - pydantic is a dependency
         return None
     return spec if issubclass(spec, BaseModel) else None
-
-
-# ----------------------------------------------------- canonical JSON spelling
-
-# JSON text spelled the way json.dumps(..., ensure_ascii=False) spells it, as a
-# lexical filter (a regular language over the text, blind to the schema):
-# strings hold raw characters and the short escapes \" \\ \b \f \n \r \t (no
-# \uXXXX, no \/); numbers have at most 20 integer digits, a fraction of at
-# most 16 digits that does not end in 0, an exponent of at most 3 digits
-# without leading zeros, and are followed by whitespace, punctuation or the
-# end. JSON Schema validators accept every escape spelling ("\u0061" for "a")
-# and integers written "12.0"; the JSON frontend's grammars accept them all,
-# which is right for validating text and wrong for generating it: a small model
-# that wanders into escapes gets no forced property names and spells one
-# character per six bytes, and "12.000..." never has to end.
-_WS = r"[ \t\n\r]"
-_PUNCT = r"[{}\[\],:]"
-_STR = r'"(?:[^"\\\x00-\x1f]|\\["\\bfnrt])*"'
-_NUM = r"-?(?:0|[1-9][0-9]{0,19})(?:\.[0-9]{0,15}[1-9])?(?:[eE][+-]?[1-9][0-9]{0,2})?"
-CANONICAL_JSON_LEXICON = rf"(?:{_WS}|{_PUNCT}|{_STR}|true|false|null|{_NUM}(?:{_WS}|{_PUNCT}))*(?:{_NUM})?"
-
-
-class _PairCache:
-    """Masks and forced bytes of (schema state, lexicon state) pairs, shared
-    by every :class:`PairedMatcher` of one compiled grammar."""
-
-    _of: "weakref.WeakKeyDictionary[CompiledGrammar, _PairCache]" = weakref.WeakKeyDictionary()
-    _lock = threading.Lock()
-
-    def __init__(self, grammar: CompiledGrammar) -> None:
-        from structgen import compile as C
-
-        import numpy as np
-
-        self.grammar = C.compile_regex(CANONICAL_JSON_LEXICON, grammar.vocab)
-        self.masks: dict[tuple[int, int], Any] = {}
-        self.forced: dict[tuple[int, int], bytes] = {}
-        # Tokens that end inside an escape (an odd run of trailing backslashes):
-        # what may follow depends on the schema (it may want \u...), so the pair
-        # never stops there; escapes are always written whole.
-        tb = grammar.vocab.token_bytes
-        open_escape = np.zeros(len(tb), dtype=bool)
-        for i, b in enumerate(tb):
-            if b.endswith(b"\\") and (len(b) - len(b.rstrip(b"\\"))) % 2 == 1:
-                open_escape[i] = True
-        self.keep = np.invert(np.packbits(open_escape, bitorder="little"))
-        # Tokens that can start a fraction or an exponent: where a number is
-        # being written, each is checked for a way to finish the number (an
-        # integer schema accepts "12.0", which the filter refuses, so "12."
-        # would lead nowhere).
-        frac = np.array([b"." in b or b"e" in b or b"E" in b for b in tb], dtype=bool)
-        self.fraction_tokens = np.packbits(frac, bitorder="little")
-
-    @classmethod
-    def of(cls, grammar: CompiledGrammar) -> "_PairCache":
-        with cls._lock:
-            hit = cls._of.get(grammar)
-            if hit is None:
-                hit = cls._of[grammar] = cls(grammar)
-            return hit
-
-
-class PairedMatcher(MatcherBase):
-    """A schema's matcher paired with the canonical-spelling filter
-    (:data:`CANONICAL_JSON_LEXICON`), for generating JSON.
-
-    The filter is *soft*: a token must be allowed by both, except where that
-    leaves nothing; then the schema alone decides and the filter is switched
-    off for this sequence (until a rollback goes back past that step). The
-    schema's own mask always applies, so every output is still exactly what
-    the schema accepts. Jump-forward sees the bytes forced by both together,
-    so property names are forced again. Same interface as
-    :class:`~structgen.matcher.Matcher`."""
-
-    __slots__ = ("main", "lex", "cache", "_lex_off_at")
-
-    def __init__(self, main, lex, cache: _PairCache) -> None:
-        self.main = main
-        self.lex = lex
-        self.cache = cache
-        self._lex_off_at: int | None = None  # main's step count when the filter gave way
-
-    @property
-    def grammar(self) -> CompiledGrammar:
-        return self.main.grammar
-
-    @property
-    def _paired(self) -> bool:
-        return self._lex_off_at is None and not self.main.is_stopped()
-
-    @property
-    def state(self):
-        return (self.main.state, self.lex.state) if self._paired else self.main.state
-
-    @property
-    def steps(self) -> int:
-        return self.main.steps
-
-    def is_accepting(self) -> bool:
-        return self.main.is_accepting()
-
-    def is_stopped(self) -> bool:
-        return self.main.is_stopped()
-
-    def copy(self) -> "PairedMatcher":
-        twin = PairedMatcher(self.main.copy(), self.lex.copy(), self.cache)
-        twin._lex_off_at = self._lex_off_at
-        return twin
-
-    def advance(self, token_id: int) -> bool:
-        if not self.main.advance(token_id):
-            return False
-        if self._lex_off_at is None and not self.lex.advance(token_id):
-            self._lex_off_at = self.main.steps - 1  # the filter had to give way: schema only from here
-        return True
-
-    def rollback(self, n: int = 1) -> None:
-        self.main.rollback(n)
-        off = self._lex_off_at
-        if off is None:
-            self.lex.rollback(n)
-        elif self.main.steps <= off:  # back before the filter gave way: it applies again
-            self.lex.rollback(off - self.main.steps)
-            self._lex_off_at = None
-
-    def allowed_bitmask(self):
-        a = self.main.allowed_bitmask()
-        if not self._paired:
-            return a
-        key = (self.main.state, self.lex.state)
-        hit = self.cache.masks.get(key)
-        if hit is None:
-            both = a & self.lex.allowed_bitmask() & self.cache.keep
-            self._drop_dead_fractions(both)
-            hit = both if both.any() else a
-            hit.flags.writeable = False  # shared by every matcher of the grammar
-            self.cache.masks[key] = hit
-        return hit
-
-    def cached_bitmask(self):
-        if not self._paired:
-            return self.main.cached_bitmask()
-        return self.cache.masks.get((self.main.state, self.lex.state))
-
-    def _drop_dead_fractions(self, packed) -> None:
-        """Inside a number, clear the tokens after which schema and filter
-        cannot finish the number together."""
-        import numpy as np
-
-        from structgen.automaton.lazy_dfa import DEAD
-
-        d1, d2 = self.main.grammar.dfa, self.lex.grammar.dfa
-        s1, s2 = self.main.state, self.lex.state
-        row = d2.complete_row(s2)
-        if row[ord(".")] == DEAD or row[ord('"')] != DEAD:
-            return  # not inside a number (inside a string '"' is live)
-        suspects = packed & self.cache.fraction_tokens
-        if not suspects.any():
-            return
-        tb = self.grammar.vocab.token_bytes
-        for tok in np.flatnonzero(np.unpackbits(suspects, bitorder="little")).tolist():
-            if tok >= len(tb):
-                break
-            t1, t2 = d1.walk(s1, tb[tok]), d2.walk(s2, tb[tok])
-            if t1 == DEAD or t2 == DEAD or not _pair_live(d1, d2, t1, t2):
-                packed[tok >> 3] &= np.uint8(~(1 << (tok & 7)) & 0xFF)
-
-    def forced_bytes(self) -> bytes:
-        if not self._paired:
-            return self.main.forced_bytes()
-        key = (self.main.state, self.lex.state)
-        hit = self.cache.forced.get(key)
-        if hit is None:
-            hit = self.cache.forced[key] = _pair_forced(self.main.grammar.dfa, self.lex.grammar.dfa, *key)
-        return hit
-
-
-def _pair_forced(d1, d2, s1: int, s2: int, limit: int = 256) -> bytes:
-    """The bytes every continuation allowed by both automata starts with
-    (looking two bytes ahead, so that a backslash the schema could only follow
-    with ``u`` does not count as a choice)."""
-    out = bytearray()
-    while len(out) < limit and not d1.is_accepting(s1):
-        live = _live_bytes(d1, d2, s1, s2, depth=2)
-        if len(live) != 1:
-            break
-        b = live[0]
-        out.append(b)
-        s1, s2 = d1.step(s1, b), d2.step(s2, b)
-    return bytes(out)
-
-
-def _pair_live(d1, d2, s1: int, s2: int, budget: int = 64) -> bool:
-    """Can both automata still reach acceptance together from ``(s1, s2)``?
-    A search of at most ``budget`` state pairs; beyond that, assume yes."""
-    import numpy as np
-
-    from structgen.automaton.lazy_dfa import DEAD
-
-    seen = {(s1, s2)}
-    todo = [(s1, s2)]
-    while todo:
-        a, b = todo.pop()
-        if d1.is_accepting(a) and d2.is_accepting(b):
-            return True
-        r1, r2 = d1.complete_row(a), d2.complete_row(b)
-        for byte in np.flatnonzero((r1 != DEAD) & (r2 != DEAD)).tolist():
-            nxt = (int(r1[byte]), int(r2[byte]))
-            if nxt not in seen:
-                if len(seen) >= budget:
-                    return True
-                seen.add(nxt)
-                todo.append(nxt)
-    return False
-
-
-def _live_bytes(d1, d2, s1: int, s2: int, depth: int) -> list[int]:
-    """Up to two bytes after which both automata can still go on together
-    (checked ``depth`` bytes deep)."""
-    import numpy as np
-
-    from structgen.automaton.lazy_dfa import DEAD
-
-    r1, r2 = d1.complete_row(s1), d2.complete_row(s2)
-    candidates = np.flatnonzero((r1 != DEAD) & (r2 != DEAD)).tolist()
-    if depth <= 1:
-        return candidates[:2]
-    out = []
-    for b in candidates:
-        t1, t2 = int(r1[b]), int(r2[b])
-        if (d1.is_accepting(t1) and d2.is_accepting(t2)) or _live_bytes(d1, d2, t1, t2, depth - 1):
-            out.append(b)
-            if len(out) == 2:
-                break
-    return out
 
 
 # -------------------------------------------------------------------- finish
