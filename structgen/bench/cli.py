@@ -40,7 +40,7 @@ def _add_commands(sub) -> None:
         "masks",
         help="MaskBench: coverage, TTFM and TBM per engine",
         description="Compile each schema, walk each test instance token by token (mask, check, advance), "
-        "classify and time it. See DESIGN.md, 'What fast means'.",
+        "classify and time it. The method: benchmarks/README.md, 'How masks measures'.",
     )
     m.add_argument("paths", nargs="+", help="MaskBench files or directories of them")
     _common(m)

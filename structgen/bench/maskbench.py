@@ -1,4 +1,4 @@
-"""The MaskBench method (DESIGN.md, "What fast means"), run in a worker process.
+"""The MaskBench method (benchmarks/README.md, "How masks measures"), run in a worker process.
 
 For each schema file (MaskBench format: ``{"schema": ..., "tests": [{"data":
 ..., "valid": bool}, ...]}``) and each engine: compile, then for each test

@@ -456,7 +456,7 @@ def write_masks_report(out: Path, records: list[dict], config: dict, *, compare:
         "# MaskBench run\n",
         f"{scope} from {', '.join(config.get('paths', []))}; tokenizer `{config.get('tokenizer')}`; "
         f"{config.get('timeout_s')} s and {config.get('memory_mb')} MB per schema and engine; one worker process, "
-        "one thread. Method: DESIGN.md \"What fast means\" (json.dumps instances, no BOS, flexible whitespace; "
+        "one thread. Method: benchmarks/README.md \"How masks measures\" (json.dumps instances, no BOS, flexible whitespace; "
         "TTFM = compile + first mask; TBM = every later mask, the final EOS mask included; times in µs). "
         "Engines: " + ", ".join(f"{e} {_engine_version(e)}" for e in engines) + ".\n",
     ]
