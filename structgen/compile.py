@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from structgen.errors import GrammarTooLargeError, InvalidSchemaError, clip
 from structgen.grammar.ir import Grammar
 from structgen.matcher import CompiledGrammar
 from structgen.vocab import Vocabulary
@@ -143,8 +144,18 @@ class _ByIdentity:
 
 
 def _schema_key(schema: Any) -> Any:
+    """The cache key of a schema: its JSON text, written under the frontend's
+    recursion guard (deep schemas are the frontend's to refuse)."""
     if isinstance(schema, type):
         return ("model", schema.__module__, schema.__qualname__, id(schema))
     if isinstance(schema, (dict, list, bool)):
-        return json.dumps(schema, sort_keys=True, default=str)
+        from structgen.grammar.analysis import deep_recursion
+
+        with deep_recursion():
+            try:
+                return json.dumps(schema, sort_keys=True, default=str)
+            except RecursionError:
+                raise GrammarTooLargeError("the schema is nested too deeply to compile") from None
+            except (ValueError, TypeError) as e:  # a cycle, an integer of thousands of digits, mixed key types
+                raise InvalidSchemaError(f"the schema is not JSON: {clip(str(e))}") from None
     return schema

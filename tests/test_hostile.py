@@ -209,6 +209,100 @@ def finish_of_an_integer_json_cannot_read():
     prepare({"type": "integer"}, _vocab()).finish("1" + "0" * 5000)
 
 
+# ------------------------------------------------ 4. depth, ids, odd schemas
+
+
+def _nested_properties(levels: int) -> dict:
+    schema: dict = {"type": "integer"}
+    for _ in range(levels):
+        schema = {"type": "object", "properties": {"a": schema}, "required": ["a"]}
+    return schema
+
+
+@case(None)
+def schema_nested_five_hundred_levels(): _compile(_nested_properties(500))
+
+
+@case("GrammarTooLargeError")
+def schema_nested_five_thousand_levels(): _compile(_nested_properties(5000))
+
+
+@case("GrammarTooLargeError")
+def json_text_nested_five_thousand_levels(): _compile('{"items":' * 5000 + "{}" + "}" * 5000)
+
+
+@case("GrammarTooLargeError")
+def ref_chain_ten_thousand_arrays_deep():
+    defs = {f"d{i}": {"type": "array", "items": {"$ref": f"#/$defs/d{i + 1}"}} for i in range(10_000)}
+    _compile({"$defs": {**defs, "d10000": {"type": "integer"}}, "$ref": "#/$defs/d0"})
+
+
+@case("GrammarTooLargeError")
+def schema_that_contains_itself():
+    schema: dict = {"type": "array"}
+    schema["items"] = schema
+    from structgen.frontends.json_schema import json_schema_to_grammar
+
+    json_schema_to_grammar(schema)
+
+
+@case("InvalidSchemaError")
+def schema_that_contains_itself_compiled():
+    schema: dict = {"type": "array"}
+    schema["items"] = schema
+    _compile(schema)
+
+
+@case(None)
+def cli_exits_2_for_a_deep_schema():
+    from structgen.cli import EXIT_USAGE, main
+
+    code = main(["generate", "--schema", '{"items":' * 5000 + "{}" + "}" * 5000, "a prompt"])
+    assert code == EXIT_USAGE, code
+
+
+@case(None)
+def token_ids_of_any_integer_type():
+    import numpy as np
+    import torch
+
+    from structgen.integrations.specs import prepare, vocabulary_for
+
+    vocab = _vocab()
+    assert vocabulary_for(vocab, np.int64(7)).eos_ids == (7, 256)
+    m = prepare({"type": "integer"}, vocab).matcher()
+    assert m.advance(np.int32(ord("1"))) and m.advance(torch.tensor(256)) and m.is_stopped()
+
+
+@case("UnsupportedSchemaError")
+def unknown_dialect(): _compile({"$schema": "http://example.com/my-dialect", "type": "integer"})
+
+
+@case(None)
+def unknown_dialect_in_lenient_mode_is_a_note():
+    import structgen
+
+    g = structgen.compile_json_schema({"$schema": "http://example.com/d", "type": "integer"}, _vocab(), lenient=True)
+    assert any("unknown dialect" in note for note in g.notes), g.notes
+
+
+@case("InvalidSchemaError")
+def dialect_that_is_not_a_string(): _compile({"$schema": {"a": 1}})
+
+
+@case("InvalidSchemaError")
+def none_is_not_a_schema(): _compile(None)
+
+
+@case("GrammarTooLargeError")
+def five_thousand_optional_properties():
+    try:
+        _compile({"type": "object", "properties": {f"p{i}": {"type": "integer"} for i in range(5000)}})
+    except Exception as e:
+        assert "minProperties" not in str(e), str(e)  # the schema has none
+        raise
+
+
 def test_a_caller_registry_resolves_outside_references():
     from referencing import Registry, Resource
 

@@ -323,7 +323,8 @@ class ContainersMixin:
         track_max = max_props is not None and (has_extra or max_props < n)
         cap_m = min_props if track_min else 0
         use_h = track_min and has_extra
-        if (n + 1) * ((max_props or 1) + 1) * (cap_m + 1) * 2 > MAX_LAYOUT_STATES:
+        counted = (max_props if track_max else 1) + 1  # states of the member count (c)
+        if (track_min or track_max) and (n + 1) * counted * (cap_m + 1) * 2 > MAX_LAYOUT_STATES:
             self.unsupported("maxProperties" if track_max else "minProperties", b.ptr, "too many counting states")
             track_max = False
             track_min, cap_m, use_h = False, 0, False

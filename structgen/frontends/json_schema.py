@@ -171,6 +171,11 @@ __all__ = ["json_schema_to_grammar", "load_schema", "schema_registry", "schema_v
 
 DEFAULT_MAX_ANY_DEPTH = 16
 MAX_RULES = 20000  # grammar size cap (rules); beyond it GrammarTooLargeError
+#: nesting cap of the schema document (objects and arrays, the root is 1) and
+#: of the values it describes (through ``$ref`` chains too): the frontend
+#: recurses along both, so deeper schemas are refused (GrammarTooLargeError)
+#: before Python's recursion limit, and the document's depth up front
+MAX_SCHEMA_DEPTH = 2000
 
 #: formats the JSON Schema specification (2020-12 and earlier) defines
 SPEC_FORMATS = frozenset(
@@ -208,10 +213,13 @@ def parse_schema_text(text: str | bytes | bytearray) -> Any:
     Text that is not JSON at all raises ``json.JSONDecodeError``, for the
     caller to explain."""
     try:
-        return json.loads(text, parse_constant=_not_a_json_number)
+        with deep_recursion():
+            return json.loads(text, parse_constant=_not_a_json_number)
     except (json.JSONDecodeError, InvalidSchemaError):
         raise
-    except (ValueError, RecursionError) as e:  # an integer of thousands of digits; nesting
+    except RecursionError:
+        raise GrammarTooLargeError(_TOO_DEEP) from None
+    except ValueError as e:  # an integer of thousands of digits
         raise InvalidSchemaError(f"schema text cannot be read: {clip(str(e))}") from None
 
 
@@ -224,6 +232,8 @@ def load_schema(schema) -> Any:
     class (``model_json_schema()``) or other type Pydantic can describe."""
     if isinstance(schema, (dict, bool)):
         return schema
+    if schema is None:  # pydantic would describe None as the schema {"type": "null"}
+        raise InvalidSchemaError('expected a JSON Schema, not None (the schema of null is {"type": "null"})')
     if isinstance(schema, (str, bytes, bytearray)):
         try:
             return parse_schema_text(schema)
@@ -287,6 +297,11 @@ def json_schema_to_grammar(schema, *, whitespace="flexible", lenient: bool = Fal
             ).run()
         except Unresolvable as e:  # a validator the frontend asked met an unresolvable $ref
             raise UnresolvableReferenceError(str(e.ref)) from None
+        except RecursionError:
+            raise GrammarTooLargeError(_TOO_DEEP) from None
+
+
+_TOO_DEEP = "the schema is nested too deeply"
 
 
 def _refuse_retrieval(uri: str):
@@ -342,17 +357,24 @@ def _is_num(v) -> bool:
 _META_VALIDATORS: dict = {}
 
 
-def _validate(schema) -> tuple[int, Any]:
-    """Check the schema against its metaschema; return (draft, validator class)."""
+def _validate(schema) -> tuple[int, Any, bool]:
+    """Check the schema against its metaschema; return (draft, validator
+    class, whether ``$schema`` names a dialect jsonschema does not know: it
+    is then read as 2020-12, as the final validation reads it)."""
     import jsonschema
     from jsonschema import validators
     from jsonschema.exceptions import best_match
 
     if isinstance(schema, bool):
-        return 2020, jsonschema.Draft202012Validator
+        return 2020, jsonschema.Draft202012Validator, False
+    dialect = schema.get("$schema")
+    if dialect is not None and not isinstance(dialect, str):  # jsonschema's lookup fails on it untyped
+        raise InvalidSchemaError(f"$schema must be a URI string, not {type(dialect).__name__}", "#/$schema")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cls = validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        cls = validators.validator_for(schema, default=None)
+    unknown = cls is None and dialect is not None
+    cls = cls or jsonschema.Draft202012Validator
     drafts = {
         jsonschema.Draft4Validator: 4,
         jsonschema.Draft6Validator: 6,
@@ -362,9 +384,9 @@ def _validate(schema) -> tuple[int, Any]:
     }
     draft = drafts.get(cls)
     if draft is None:
-        raise UnsupportedSchemaError("$schema", "#", f"dialect {schema.get('$schema')!r} (drafts 4, 6, 7, 2019-09 and 2020-12 are)")
+        raise UnsupportedSchemaError("$schema", "#", f"dialect {clip(dialect)!r} (drafts 4, 6, 7, 2019-09 and 2020-12 are)")
     if quick_check(cls, schema):
-        return draft, cls
+        return draft, cls, unknown
     meta = _META_VALIDATORS.get(cls)
     if meta is None:  # building one resolves the metaschema's references: keep it
         meta = _META_VALIDATORS[cls] = cls(static_metaschema(cls))
@@ -372,17 +394,20 @@ def _validate(schema) -> tuple[int, Any]:
     if error is not None:
         ptr = "#" + "".join("/" + _esc(p) for p in error.absolute_path)
         raise InvalidSchemaError(f"invalid JSON Schema: {error.message}", ptr)
-    return draft, cls
+    return draft, cls, unknown
 
 
 def _pointer_map(schema) -> dict[int, str]:
     """The JSON pointer of every object and array in the schema. Refuses
     floats JSON cannot hold (``inf``, ``nan``: a dict built in Python may hold
-    them), which would reach the number automata as infinities."""
+    them), which would reach the number automata as infinities, and nesting
+    deeper than :data:`MAX_SCHEMA_DEPTH`."""
     out: dict[int, str] = {}
-    stack = [(schema, "#")]
+    stack = [(schema, "#", 1)]
     while stack:
-        node, ptr = stack.pop()
+        node, ptr, depth = stack.pop()
+        if depth > MAX_SCHEMA_DEPTH:
+            raise GrammarTooLargeError(f"{_TOO_DEEP}: deeper than MAX_SCHEMA_DEPTH = {MAX_SCHEMA_DEPTH} at {clip(ptr)}")
         if isinstance(node, dict):
             out.setdefault(id(node), ptr)
             items = ((_esc(k), v) for k, v in node.items())
@@ -393,7 +418,7 @@ def _pointer_map(schema) -> dict[int, str]:
             continue
         for k, v in items:
             if isinstance(v, (dict, list)):
-                stack.append((v, f"{ptr}/{k}"))
+                stack.append((v, f"{ptr}/{k}", depth + 1))
             elif isinstance(v, float) and not math.isfinite(v):
                 raise InvalidSchemaError(f"{v} is not a JSON number (JSON has no Infinity or NaN)", f"{ptr}/{k}")
     return out
@@ -413,7 +438,7 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
 
         self.schema = schema
         self.pointers = _pointer_map(schema)
-        self.draft, self.validator_cls = _validate(schema)
+        self.draft, self.validator_cls, unknown_dialect = _validate(schema)
         self.format_checker = self.validator_cls.FORMAT_CHECKER
         self.spec = referencing.jsonschema.specification_with(_DRAFT_URIS[self.draft])
         resource = self.spec.create_resource(schema)
@@ -456,6 +481,9 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         self.canonical = canonical
         self.false_sub = Sub(False, self.root.resolver, "#")
         self.true_sub = Sub(True, self.root.resolver, "#")
+        if unknown_dialect:
+            self.unsupported("$schema", "#/$schema", f"unknown dialect {clip(schema['$schema'])!r}, read as 2020-12 "
+                             "(drafts 4, 6, 7, 2019-09 and 2020-12 are known)")
 
     # ------------------------------------------------------------------ driver
     def run(self) -> Grammar:
@@ -503,6 +531,13 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
             raise UnsupportedSchemaError(keyword, ptr, detail)
         self.notes.append(f"{keyword!r} at {ptr or '#'} not enforced" + (f": {detail}" if detail else ""))
         self.lossy_events += 1
+
+    def check_depth(self, ptr: str) -> None:
+        """Refuse values and subschemas nested (through ``$ref`` chains too)
+        deeper than :data:`MAX_SCHEMA_DEPTH`: a RecursionError raised inside
+        a library's native code (referencing's maps) would not come back as one."""
+        if len(self.in_progress) + len(self.norm_stack) >= MAX_SCHEMA_DEPTH:
+            raise GrammarTooLargeError(f"{_TOO_DEEP}: deeper than MAX_SCHEMA_DEPTH = {MAX_SCHEMA_DEPTH} at {clip(ptr)}")
 
     def normalize_exact(self, sub: Sub) -> list | None:
         """normalize(sub), or None when (lenient mode) something in it was not
@@ -625,6 +660,7 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         if key in self.norm_stack:
             self.unsupported("$ref", sub.ptr, "reference cycle that consumes no input (the schema contains itself in place)")
             return [TOP]
+        self.check_depth(sub.ptr)
         self.norm_stack.add(key)
         before = self.lossy_events
         try:
@@ -918,6 +954,7 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         if name is not None:
             self.recursive.add(name)
             return ref(name)
+        self.check_depth(c[0].ptr)
         name = f"v{self.value_count}"
         self.value_count += 1
         self.rules[name] = NOTHING  # placeholder
@@ -936,7 +973,8 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         if len(self.rules) > MAX_RULES:
             raise GrammarTooLargeError(
                 f"the grammar for this schema grew past {MAX_RULES} rules (around {c[0].ptr}); "
-                "simplify the schema (large oneOf/anyOf combinations multiply)")
+                "simplify the schema (large oneOf/anyOf combinations multiply; objects with thousands of "
+                "optional properties need rules for each)")
         if name in self.recursive or not _small(expr, 60):
             self.rules[name] = expr
             result = ref(name)

@@ -21,6 +21,7 @@ compilation left something unenforced).
 from __future__ import annotations
 
 import json
+import operator
 import os
 import threading
 import weakref
@@ -105,10 +106,10 @@ def vocabulary_for(tokenizer: Any, eos_ids: Iterable[int] | int | None = None) -
     elif own is not None:
         wanted.extend(own if isinstance(own, (list, tuple)) else [own])
     if eos_ids is not None:
-        wanted.extend([eos_ids] if isinstance(eos_ids, int) else eos_ids)
+        wanted.extend([eos_ids] if hasattr(eos_ids, "__index__") else eos_ids)  # one id: int, numpy, torch
     if not wanted:
         wanted.extend(base.eos_ids)
-    key = tuple(sorted(dict.fromkeys(int(i) for i in wanted)))
+    key = tuple(sorted(dict.fromkeys(operator.index(i) for i in wanted)))
     if not key:
         raise StructgenError(
             f"tokenizer {base.name!r} has no end-of-sequence token; pass eos_token_id=... so the "
