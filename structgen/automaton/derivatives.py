@@ -34,6 +34,11 @@ unwinds without memoizing anything: a rule body not interned yet
 fixes the cause (interns the rule, grows the store) or raises, and calls
 again; everything memoized before the failure is still valid, so the retry
 picks up where the failure happened.
+
+*Threads.* The entry points release the GIL (``nogil``), like the token
+walk: each store belongs to one automaton, and every call into it holds
+that automaton's lock (:meth:`LazyDFA.call`), so masks of different
+grammars are computed in parallel (see :mod:`structgen.bitmask`).
 """
 
 from __future__ import annotations
@@ -193,7 +198,7 @@ def _doubled_rows(a, fill):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def grow(st):
     """Double every array of ``st`` that is at least 40% used (the operand
     list also until it holds the list that did not fit); False if none was."""
@@ -902,7 +907,7 @@ def state_for(st, node):
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fill_class(st, state, c):
     """Derive ``state`` by class ``c`` and write the target for every byte
     of the classes the state treats alike (the bytes outside its first set
@@ -933,7 +938,7 @@ def fill_class(st, state, c):
     return target
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def complete_row(st, state):
     """Fill every unknown transition of ``state``; False on failure."""
     if st.complete[state]:
@@ -982,7 +987,7 @@ def _clamp(st, n, horizon, depth):
     return r
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mask_equivalent(st, state, horizon):
     node = _clamp(st, st.node_of_state[state], horizon, 0)
     if st.meta[M_STATUS] != OK:
@@ -1077,7 +1082,7 @@ def ensure_loops(st, state):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def loop_facts(st, state):
     """``loop_kind`` and a copy of ``loop_out`` of ``state``, for Python,
     after :func:`ensure_loops` (kind 0 on failure)."""
@@ -1092,7 +1097,7 @@ def loop_facts(st, state):
 EXISTING = -1  # an op of intern_ops standing for a node interned before
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def intern_ops(st, code, words, out):
     """Intern a flattened IR expression (``LazyDFA._flatten``): ops in
     post-order, operands before their users, op ``i`` becoming node
@@ -1145,6 +1150,6 @@ def intern_ops(st, code, words, out):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def start_state(st, node):
     return state_for(st, live_or_nothing(st, node))
