@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_spec_arguments(g, positional_schema=False)
     g.add_argument("prompts", nargs="+", metavar="PROMPT", help="the prompt ('-' reads it from stdin); several prompts run batched")
-    g.add_argument("--model", default=None, help="a local Hugging Face model directory, a cached model id or a .gguf file (default: the packaged SmolLM2-135M-Instruct)")
+    g.add_argument("--model", default=None, help="a local Hugging Face model directory, a .gguf file or a Hugging Face hub id (default: the packaged SmolLM2-135M-Instruct)")
     g.add_argument("--max-new-tokens", type=_positive_int, default=256, help="token limit per output (default: %(default)s)")
     g.add_argument("--temperature", type=float, default=None, help="sampling temperature; 0 or unset: greedy")
     g.add_argument("--top-p", type=float, default=None, help="nucleus sampling threshold (with --temperature)")
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 2 the spec does not compile (or bad usage), 1 internal error.",
     )
     _add_spec_arguments(c, positional_schema=True)
-    c.add_argument("--tokenizer", default=None, help="a tokenizer or model directory, cached model id or .gguf (default: the packaged SmolLM2-135M-Instruct's)")
+    c.add_argument("--tokenizer", default=None, help="a tokenizer or model directory, .gguf file or Hugging Face hub id (default: the packaged SmolLM2-135M-Instruct's)")
     c.add_argument("--rules", type=int, default=20, metavar="N", help="show at most N rules (default: %(default)s; 0: none)")
     c.add_argument("--width", type=int, default=160, help="cut each rule's text at this many characters (default: %(default)s)")
     c.add_argument("--json", action="store_true", help="print the report as JSON")

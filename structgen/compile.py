@@ -8,6 +8,7 @@ schema reuses the DFA states and masks already built.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -80,7 +81,8 @@ def compile_json_schema(
     **options: Any,
 ) -> CompiledGrammar:
     """Outputs that are JSON documents valid against ``schema`` (a dict, JSON
-    text, bool, or Pydantic model class).
+    text, bool, Pydantic model class, or the ``pathlib.Path`` of a JSON file;
+    a ``str`` is always JSON text).
 
     ``whitespace``: ``"compact"`` (none, the default for generation),
     ``"flexible"`` (any JSON whitespace, e.g. to accept ``json.dumps`` output)
@@ -93,12 +95,14 @@ def compile_json_schema(
     ``registry``: a ``referencing.Registry`` holding the documents that
     ``$ref``s outside the schema name; nothing is ever fetched (network or
     file), and a reference to anything else is unsupported.
-    """
     Other options go to :func:`~structgen.frontends.json_schema.json_schema_to_grammar`,
     e.g. ``canonical=True``: one spelling per value and declared key order
     (what generation uses).
-    from structgen.frontends.json_schema import json_schema_to_grammar
+    """
+    from structgen.frontends.json_schema import json_schema_to_grammar, load_schema
 
+    if isinstance(schema, os.PathLike):  # read now: the cache is keyed on the content
+        schema = load_schema(schema)
     vocab = as_vocabulary(tokenizer)
     key = ("json", _schema_key(schema), whitespace, lenient, closed_objects, _ByIdentity(registry),
            tuple(sorted(options.items())))

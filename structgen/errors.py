@@ -38,7 +38,9 @@ class UnsupportedSchemaError(StructgenError):
         msg = f"keyword {clip(keyword)!r} at {clip(pointer or '#')} is not supported"
         if detail:
             msg += f": {clip(detail, 4 * QUOTE_LIMIT)}"
-        super().__init__(msg + " (compile with lenient=True to skip it and validate the output afterwards)")
+        super().__init__(
+            msg + " (to skip it and validate the output afterwards, pass lenient=True; on the command line, --lenient)"
+        )
 
 
 class UnsatisfiableSchemaError(StructgenError):

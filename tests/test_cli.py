@@ -112,6 +112,8 @@ def test_compile_errors_exit_2_with_a_message(capsys, tmp_path):
     assert code == EXIT_USAGE and "error" in err
     code, out, err = run(capsys, "compile", "--grammar", str(tmp_path / "missing.gbnf"), "-q")
     assert code == EXIT_USAGE and "not found" in err
+    code, out, err = run(capsys, "compile", "--schema", '{"type": "array", "uniqueItems": true}', "-q")
+    assert code == EXIT_USAGE and "uniqueItems" in err and "--lenient" in err
 
 
 def test_generate_json_schema_prints_valid_json(capsys, tmp_path):

@@ -84,6 +84,19 @@ def test_objects_are_closed_unless_asked_for_the_schemas_literal_meaning(mt):
         assert (state != DEAD and dfa.is_accepting(state)) is not closed
 
 
+def test_a_bad_spec_fails_before_a_model_loads(monkeypatch):
+    from structgen.integrations import model as model_module
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded before the spec was checked")
+
+    monkeypatch.setattr(model_module, "load_model", no_loading)
+    with pytest.raises(structgen.RegexError):
+        structgen.generate(structgen.Regex("(?=a)b"), "x", model="structgen-tests/not-loaded")
+    with pytest.raises(structgen.UnsupportedSchemaError):
+        structgen.generate({"type": "array", "uniqueItems": True}, "x", model="structgen-tests/not-loaded")
+
+
 def test_json_schema_as_text(mt):
     value = structgen.generate('{"type": "array", "items": {"type": "integer"}, "maxItems": 3}',
                                "Three small numbers as a JSON list.", max_new_tokens=16, **mt)

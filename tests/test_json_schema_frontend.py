@@ -160,6 +160,20 @@ def test_input_forms():
         json_schema_to_grammar(object())
 
 
+def test_a_file_is_a_path_never_a_str(tmp_path):
+    path = tmp_path / "cat.json"
+    path.write_text('{"type": "object", "properties": {"name": {"type": "string"}}}')
+    d = LazyDFA(json_schema_to_grammar(path))
+    assert d.is_accepting(d.walk(d.start, b'{"name": "Tom"}'))
+    with pytest.raises(InvalidSchemaError, match=re.escape(f"pass pathlib.Path({str(path)!r})")):
+        json_schema_to_grammar(str(path))  # text, and not JSON: the message says how to pass the file
+    with pytest.raises(InvalidSchemaError, match="cannot read the schema file"):
+        json_schema_to_grammar(tmp_path / "missing.json")
+    path.write_text("{not json")
+    with pytest.raises(InvalidSchemaError, match="is not valid JSON"):
+        json_schema_to_grammar(path)
+
+
 def test_false_schema_is_unsatisfiable():
     with pytest.raises(UnsatisfiableSchemaError):
         json_schema_to_grammar(False)

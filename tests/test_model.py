@@ -232,10 +232,36 @@ def test_directory_that_is_not_a_model(tmp_path):
         load_model(tmp_path)
 
 
-def test_uncached_hub_id_is_never_downloaded():
-    with pytest.raises(ModelNotFoundError, match="never downloads"):
-        load_model("structgen-tests/no-such-model")
-    assert isinstance(ModelNotFoundError("x"), StructgenError)
+def test_hub_id_found_nowhere_offline_says_how_to_use_a_local_model(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    for load in (load_model, load_tokenizer):
+        with pytest.raises(ModelNotFoundError) as e:
+            load("structgen-tests/no-such-model")
+        message = str(e.value)
+        assert "'structgen-tests/no-such-model'" in message and "nothing was found for it locally" in message
+        assert "HF_HUB_OFFLINE" in message and "load_model('/path/to/model-dir')" in message
+    assert isinstance(e.value, StructgenError)
+
+
+def test_hub_id_goes_through_the_hugging_face_cache(loaded, tmp_path):
+    """A hub id is from_pretrained's: here a cache holding the converted
+    default model under a made-up id, read offline in a fresh process."""
+    snapshot = tmp_path / "hub" / "models--structgen-tests--smollm2" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for f in loaded.model_dir.iterdir():
+        (snapshot / f.name).symlink_to(f)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    env = dict(os.environ, HF_HUB_CACHE=str(tmp_path / "hub"), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    code = ("from structgen.integrations.model import load_model\n"
+            "model, tok = load_model('structgen-tests/smollm2')\n"
+            "print(type(model).__name__, tok.eos_token)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["LlamaForCausalLM", EOS]
 
 
 def test_missing_package_says_how_to_install(monkeypatch):

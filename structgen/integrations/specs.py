@@ -4,8 +4,9 @@ Every model-facing entry point (:func:`structgen.generate`,
 :class:`structgen.LogitsProcessor`, the CLI) accepts the same kinds of spec:
 
 * a Pydantic model class (``class Cat(BaseModel): ...``) -> a validated instance;
-* a JSON Schema, as a ``dict``, a ``bool`` or JSON text -> a ``dict`` (or
-  whatever JSON value the schema describes);
+* a JSON Schema, as a ``dict``, a ``bool``, JSON text or the
+  ``pathlib.Path`` of a JSON file (a ``str`` is always text) -> a ``dict``
+  (or whatever JSON value the schema describes);
 * :class:`Regex` ``("[0-9]{3}-[0-9]{4}")`` -> the matching ``str``;
 * :class:`Choice` ``(["yes", "no"])`` -> one of the options;
 * :class:`Grammar` ``(Path("grammars/arith.gbnf"))`` or ``(gbnf_text)`` -> the ``str``;
@@ -233,15 +234,19 @@ def _prepare(
             schema = parse_schema_text(spec)
         except json.JSONDecodeError:
             raise TypeError(
-                "a str spec must be a JSON Schema in JSON text; for a regular expression use "
-                "structgen.Regex(pattern), for a grammar structgen.Grammar(text_or_path)"
+                "a str spec must be a JSON Schema in JSON text; for a schema file pass pathlib.Path(file), "
+                "for a regular expression structgen.Regex(pattern), for a grammar structgen.Grammar(text_or_path)"
             ) from None
     elif isinstance(spec, (dict, bool)):
         schema = spec
+    elif isinstance(spec, os.PathLike):
+        from structgen.frontends.json_schema import load_schema
+
+        schema = load_schema(spec)
     else:
         raise TypeError(
             f"cannot use {type(spec).__name__} as an output spec: pass a Pydantic model class, a JSON "
-            "Schema (dict or JSON text), structgen.Regex(...), structgen.Choice([...]), "
+            "Schema (dict, JSON text or pathlib.Path of a file), structgen.Regex(...), structgen.Choice([...]), "
             "structgen.Grammar(...) or a CompiledGrammar"
         )
     g = C.compile_json_schema(
@@ -276,6 +281,10 @@ def check(
             spec = parse_schema_text(spec)
         except json.JSONDecodeError:
             return  # prepare() explains
+    if isinstance(spec, os.PathLike):
+        from structgen.frontends.json_schema import load_schema
+
+        spec = load_schema(spec)
     if _pydantic_model(spec) is not None:
         spec = pydantic_schema(spec)
     if isinstance(spec, (dict, bool)):
