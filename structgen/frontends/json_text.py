@@ -196,19 +196,20 @@ def whitespace(policy) -> ir.Expr:
 
 # --------------------------------------------------------------------------- canonical spelling
 
-# JSON text with one spelling per value, as json.dumps(..., ensure_ascii=False)
-# writes it: strings hold raw characters, the short escapes \" \\ \b \f \n \r
-# \t, and \u00xx only for the other control characters (and \udxxx for lone
-# surrogates, which have no other spelling); no \/ and no \u escape of a
-# printable character. Numbers have no fraction that ends in 0 (so no
-# "12.0"), at most 16 fraction digits (a double needs no more) and an
-# exponent without leading zeros. Every JSON value keeps a spelling, so
-# intersecting a schema's grammar with this language narrows how values are
-# written, never which values can be.
+# JSON text spelled the way encoders write it, for generation: strings as
+# json.dumps(..., ensure_ascii=False) writes them (raw characters, the short
+# escapes \" \\ \b \f \n \r \t, and \u00xx only for the other control
+# characters, \udxxx for lone surrogates, which have no other spelling; no \/
+# and no \u escape of a printable character), numbers as JavaScript's
+# JSON.stringify writes them (no fraction that ends in 0, so "12" and never
+# "12.0"; at most 16 fraction digits, which a double never needs more of; an
+# exponent "e+21" or "e-7" without leading zeros). Every JSON value keeps a
+# spelling, so intersecting a schema's grammar with this language narrows how
+# values are written, never which values can be.
 _C_WS = r"[ \t\n\r]"
 _C_PUNCT = r"[{}\[\],:]"
 _C_STRING = r'"(?:[^"\\\x00-\x1f]|\\["\\bfnrt]|\\u00[01][0-9a-f]|\\ud[89a-f][0-9a-f]{2})*"'
-_C_NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]{0,15}[1-9])?(?:[eE][+-]?[1-9][0-9]{0,2})?"
+_C_NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]{0,15}[1-9])?(?:e[+-][1-9][0-9]{0,2})?"
 # A number must be followed by whitespace, punctuation or the end, so that
 # "1.50" cannot pass as the two numbers "1.5" and "0".
 CANONICAL_JSON = (

@@ -1,0 +1,119 @@
+"""Canonical JSON (the grammar intersected with one spelling per value, members
+in declaration order) on real schemas: random walks through the allowed
+tokens never reach a dead end, and every complete output validates, is
+spelled canonically and keeps the declared member order."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import zlib
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+import structgen
+from structgen.errors import StructgenError
+from structgen.frontends.json_text import CANONICAL_JSON
+from structgen.vocab import Vocabulary
+from tests.tokenizers import smollm2
+
+MASKBENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "maskbench-dev"
+SCHEMAS = 30  # a fixed sample of MaskBench, chosen by a hash of the file name
+WALKS = 3
+MAX_TOKENS = 200
+_CLOSING = re.compile(rb'["}\],]')
+_CANONICAL = re.compile(CANONICAL_JSON)
+
+
+def sample() -> list[Path]:
+    files = sorted(MASKBENCH.glob("*.json"), key=lambda p: zlib.crc32(p.name.encode()))
+    return files[:SCHEMAS]
+
+
+@pytest.fixture(scope="module")
+def vocab() -> Vocabulary:
+    return Vocabulary.from_tokenizer(smollm2())
+
+
+def walk(matcher, vocab: Vocabulary, rng: random.Random) -> bytes | None:
+    """A random walk biased towards closing what is open; the output, or
+    ``None`` when it ran out of tokens. Fails on a dead end."""
+    tb = vocab.token_bytes
+    eos = set(vocab.eos_ids)
+    out = []
+    for _ in range(MAX_TOKENS):
+        allowed = matcher.allowed_token_ids()
+        assert allowed.size, f"dead end after {b''.join(out)!r}"
+        ids = allowed.tolist()
+        if matcher.is_accepting() and rng.random() < 0.5:
+            return b"".join(out)
+        regular = [t for t in ids if t not in eos]
+        if not regular:
+            return b"".join(out)
+        closing = [t for t in regular if _CLOSING.search(tb[t])] if rng.random() < 0.6 else []
+        t = rng.choice(closing or regular)
+        assert matcher.advance(t)
+        out.append(tb[t])
+    return None
+
+
+def declared_order_kept(value, schema) -> bool:
+    """Members of objects with declared ``properties`` come in that order."""
+    if isinstance(value, dict) and isinstance(schema, dict) and isinstance(schema.get("properties"), dict):
+        declared = [k for k in schema["properties"] if k in value]
+        seen = [k for k in value if k in schema["properties"]]
+        if declared != seen:
+            return False
+        return all(declared_order_kept(value[k], schema["properties"][k]) for k in declared)
+    return True
+
+
+@pytest.mark.parametrize("path", sample(), ids=lambda p: p.stem)
+def test_random_walks_are_canonical_and_valid(path, vocab):
+    schema = json.loads(path.read_text())["schema"]
+    try:
+        grammar = structgen.compile_json_schema(schema, vocab, canonical=True, closed_objects=True)
+    except StructgenError:
+        pytest.skip("structgen does not compile this schema")  # coverage is measured by the MaskBench run
+    validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    validator = validator_cls(schema, format_checker=validator_cls.FORMAT_CHECKER)
+    rng = random.Random(zlib.crc32(path.name.encode()))
+    for _ in range(WALKS):
+        text = walk(grammar.matcher(), vocab, rng)
+        if text is None:
+            continue
+        assert _CANONICAL.fullmatch(text.decode("utf-8", "surrogatepass")), text
+        value = json.loads(text)
+        errors = list(validator.iter_errors(value))
+        assert not errors, (text, errors[0].message)
+        assert declared_order_kept(value, schema), text
+
+
+def test_canonical_accepts_the_same_values(vocab):
+    """The canonical grammar accepts json.dumps's spelling of valid values
+    (floats that are not integral, below 1e16: no exponent), and refuses the
+    other spellings that the plain grammar takes."""
+    schema = {"type": "object", "properties": {"n": {"type": "number"}, "s": {"type": "string"},
+                                               "i": {"type": "integer"}}}
+    canonical = structgen.compile_json_schema(schema, vocab, canonical=True)
+    plain = structgen.compile_json_schema(schema, vocab)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = round(float(rng.normal()) * 10.0 ** int(rng.integers(0, 6)), 3)
+        n = n + 0.5 if n.is_integer() else n  # "12.0" is json.dumps's spelling, "12" the canonical one
+        chars = "".join(chr(int(c)) for c in rng.integers(1, 0x2FF, size=int(rng.integers(0, 8))))
+        value = {"n": n, "s": chars, "i": int(rng.integers(-99, 99))}
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        for g in (canonical, plain):
+            m = g.matcher()
+            assert m.advance_bytes(text) and m.is_accepting(), text
+    for other in (b'{"n":1.50}', b'{"i":12.0}', b'{"n":1E+5}', b'{"n":1e05}', b'{"s":"\\u00e9"}', b'{"s":"\\/"}',
+                  b'{"s":"a","n":1}'):
+        m = plain.matcher()
+        assert m.advance_bytes(other) and m.is_accepting(), other
+        m = canonical.matcher()
+        assert not (m.advance_bytes(other) and m.is_accepting()), other
