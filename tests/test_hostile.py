@@ -303,6 +303,44 @@ def five_thousand_optional_properties():
         raise
 
 
+# ------------------------------------------------ size: shared parts cost once
+
+
+@case(None)
+def all_of_ref_chain_forty_levels_deep():
+    # d_i = allOf[$ref d_i+1, $ref d_i+1]: 2**40 copies of the pattern unless conjunctions dedupe
+    defs = {f"d{i}": {"allOf": [{"$ref": f"#/$defs/d{i + 1}"}, {"$ref": f"#/$defs/d{i + 1}"}]} for i in range(40)}
+    defs["d40"] = {"type": "string", "pattern": "^[a-z]+$"}
+    assert _accepts({"$defs": defs, "$ref": "#/$defs/d0"}, '"abc"')
+
+
+def _rule_chain(n: int, body: str) -> str:
+    return "root ::= r0\n" + "".join(body.format(i, i + 1) + "\n" for i in range(n)) + f'r{n} ::= "b"\n'
+
+
+@case(None)
+def grammar_of_ten_thousand_chained_rules():
+    import structgen
+
+    m = structgen.compile_grammar(_rule_chain(10_000, 'r{} ::= "a" r{}'), _vocab()).matcher()
+    assert m.advance_bytes(b"a" * 10_000 + b"b") and m.is_accepting()
+
+
+@case("GrammarTooLargeError")
+def grammar_of_twelve_hundred_chained_optional_rules():
+    import structgen
+    from structgen.frontends.gbnf import load_gbnf
+
+    text = _rule_chain(1200, 'r{} ::= r{}? "a"')
+    load_gbnf(text)  # loads (the left-recursion check walked the chain recursively)
+    structgen.compile_grammar(text, _vocab()).matcher().allowed_bitmask()  # the automaton's nesting bound
+
+
+@case(None)
+def enum_of_a_hundred_thousand_strings():
+    assert _accepts({"enum": [f"item-{i}" for i in range(100_000)]}, '"item-99999"')
+
+
 def test_a_caller_registry_resolves_outside_references():
     from referencing import Registry, Resource
 

@@ -498,27 +498,32 @@ class _Parser:
     def _check_left_recursion(self, rules: dict[str, Expr], productive: set[str]) -> None:
         nullable = _fixpoint(rules, nullable=True)
         leading = {name: _leading_refs(body, nullable, productive) for name, body in rules.items()}
-        state: dict[str, int] = {}
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+        for root in rules:  # depth-first with an explicit stack: a chain of 10,000 rules is not 10,000 frames
+            if root in state:
+                continue
+            state[root] = 1
+            path, todo = [root], [iter(leading[root])]
+            while todo:
+                nxt = next(todo[-1], None)
+                if nxt is None:
+                    state[path.pop()] = 2
+                    todo.pop()
+                elif state.get(nxt) == 1:
+                    self._left_recursion(path[path.index(nxt):] + [nxt])
+                elif nxt not in state:
+                    state[nxt] = 1
+                    path.append(nxt)
+                    todo.append(iter(leading[nxt]))
 
-        def visit(r: str, path: list[str]) -> None:
-            state[r] = 1
-            for nxt in leading[r]:
-                if state.get(nxt) == 1:
-                    cycle = path[path.index(nxt):] + [nxt]
-                    line, _ = self.where(self.rule_pos[nxt])
-                    err = self.error(
-                        f"left recursion: rule {nxt!r} (line {line}) reaches itself without consuming input "
-                        f"({' -> '.join(cycle)}). GBNF grammars for structgen must be written without left "
-                        "recursion: use repetition, e.g. 'expr ::= term (\"+\" term)*' instead of "
-                        "'expr ::= expr \"+\" term | term'", self.rule_pos[nxt])
-                    raise err
-                if nxt not in state:
-                    visit(nxt, path + [nxt])
-            state[r] = 2
-
-        for name in rules:
-            if name not in state:
-                visit(name, [name])
+    def _left_recursion(self, cycle: list[str]) -> None:
+        name = cycle[0]
+        line, _ = self.where(self.rule_pos[name])
+        raise self.error(
+            f"left recursion: rule {name!r} (line {line}) reaches itself without consuming input "
+            f"({' -> '.join(cycle)}). GBNF grammars for structgen must be written without left "
+            "recursion: use repetition, e.g. 'expr ::= term (\"+\" term)*' instead of "
+            "'expr ::= expr \"+\" term | term'", self.rule_pos[name])
 
 
 # --------------------------------------------------------------------------- analysis
@@ -548,15 +553,22 @@ def _reachable(rules: dict[str, Expr], start: str) -> set[str]:
 
 
 def _fixpoint(rules: dict[str, Expr], *, nullable: bool) -> set[str]:
-    """Rules that can match the empty string (``nullable``) or anything at all."""
+    """Rules that can match the empty string (``nullable``) or anything at
+    all. A worklist: a rule is checked again only when a rule it refers to
+    turns good (checking every rule again each round was quadratic in a chain
+    of rules: 10,000 took 40 s)."""
+    users: dict[str, list[str]] = {name: [] for name in rules}
+    for name, body in rules.items():
+        for used in set(ir.iter_refs(body)):
+            if used in users:
+                users[used].append(name)
     good: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for name, body in rules.items():
-            if name not in good and _fixpoint_expr(body, good, nullable=nullable):
-                good.add(name)
-                changed = True
+    todo = list(rules)
+    while todo:
+        name = todo.pop()
+        if name not in good and _fixpoint_expr(rules[name], good, nullable=nullable):
+            good.add(name)
+            todo.extend(users[name])
     return good
 
 

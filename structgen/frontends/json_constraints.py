@@ -203,6 +203,31 @@ def _merge_required(a: tuple, b: tuple) -> tuple:
     return tuple(out)
 
 
+def _union(a: tuple, b: tuple, key=id) -> tuple:
+    """``a``, then the members of ``b`` not already in it (by ``key``). A
+    conjunction is idempotent; concatenating instead doubled every list at
+    each level of ``d_i = allOf[$ref d_i+1, $ref d_i+1]`` (2**24 patterns
+    from a 1 KB schema)."""
+    if not a:
+        return b
+    if not b or b is a:
+        return a
+    seen = {key(x) for x in a}
+    return a + tuple(x for x in b if key(x) not in seen)
+
+
+def _first(x: tuple):
+    return x[0]
+
+
+def _contains_key(x: tuple):
+    return (x[0].key, x[1], x[2])
+
+
+def _sub_key(x: Sub):
+    return x.key
+
+
 def intersect(a: Branch, b: Branch) -> Branch | None:
     """The conjunction of two branches; None when obviously empty."""
     if a is TOP:
@@ -224,25 +249,25 @@ def intersect(a: Branch, b: Branch) -> Branch | None:
     return Branch(
         types=types,
         enum=enum,
-        not_values=a.not_values + b.not_values,
+        not_values=_union(a.not_values, b.not_values, json_key),
         minimum=tighter_lower(a.minimum, b.minimum),
         maximum=tighter_upper(a.maximum, b.maximum),
-        multiple_of=a.multiple_of + b.multiple_of,
-        not_multiple_of=a.not_multiple_of + b.not_multiple_of,
+        multiple_of=_union(a.multiple_of, b.multiple_of, _first),
+        not_multiple_of=_union(a.not_multiple_of, b.not_multiple_of, _first),
         min_len=max(a.min_len, b.min_len),
         max_len=_min_opt(a.max_len, b.max_len),
-        patterns=a.patterns + b.patterns,
-        not_patterns=a.not_patterns + b.not_patterns,
-        formats=a.formats + b.formats,
-        arr=a.arr + b.arr,
+        patterns=_union(a.patterns, b.patterns, _first),
+        not_patterns=_union(a.not_patterns, b.not_patterns, _first),
+        formats=_union(a.formats, b.formats, _first),
+        arr=_union(a.arr, b.arr),
         min_items=max(a.min_items, b.min_items),
         max_items=_min_opt(a.max_items, b.max_items),
-        contains=a.contains + b.contains,
-        obj=a.obj + b.obj,
+        contains=_union(a.contains, b.contains, _contains_key),
+        obj=_union(a.obj, b.obj),
         required=_merge_required(a.required, b.required),
         min_props=max(a.min_props, b.min_props),
         max_props=_min_opt(a.max_props, b.max_props),
-        prop_names=a.prop_names + b.prop_names,
+        prop_names=_union(a.prop_names, b.prop_names, _sub_key),
         ptr=a.ptr or b.ptr,
     )
 

@@ -1029,7 +1029,9 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
                     vals.append(v)
             if not vals:
                 self.reasons.add(b.ptr, "no enum/const value satisfies the other constraints")
-            return alt(*(json_text.value_literal(v, self.ws) for v in vals))
+            strings = [v for v in vals if isinstance(v, str)]
+            return alt(json_text.strings_literal(strings) if strings else NOTHING,
+                       *(json_text.value_literal(v, self.ws) for v in vals if not isinstance(v, str)))
         parts = []
         T = b.types
         if "null" in T:

@@ -168,6 +168,39 @@ def string_literal(s: str) -> ir.Expr:
     return ir.seq(QUOTE, *(json_char_of(c) for c in s), QUOTE)
 
 
+TRIE_MAX_LENGTH = 256  # longer strings are spelled apart: a trie nests one level per branching character
+
+
+def strings_literal(values: list[str]) -> ir.Expr:
+    """The JSON strings whose decoded values are ``values``, in any spelling,
+    as one trie: a common prefix is spelled once. One literal per value made
+    every automaton state along the way carry all of them (an enum of 100,000
+    strings: 785 MB and 8 s to the first mask)."""
+    root: dict = {}
+    apart = []
+    for v in values:
+        if len(v) > TRIE_MAX_LENGTH:
+            apart.append(string_literal(v))
+            continue
+        node = root
+        for ch in v:
+            node = node.setdefault(ch, {})
+        node[""] = True  # a value ends here (no character is "")
+    done: dict[int, ir.Expr] = {}  # node id -> its expression, children first, without recursion
+    stack = [root]
+    while stack:
+        node = stack[-1]
+        pending = [kid for ch, kid in node.items() if ch and id(kid) not in done]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        opts = [ir.EPS] if "" in node else []
+        opts.extend(ir.seq(json_char_of(ch), done[id(kid)]) for ch, kid in node.items() if ch)
+        done[id(node)] = ir.alt(*opts)
+    return ir.alt(ir.seq(QUOTE, done[id(root)], QUOTE) if root else ir.NOTHING, *apart)
+
+
 def string_of(char_expr: ir.Expr, memo: dict | None = None) -> ir.Expr:
     """A JSON string whose decoded content is in the character-level language."""
     return ir.seq(QUOTE, charlang.encode(char_expr, json_char, memo if memo is not None else {}), QUOTE)
