@@ -274,6 +274,18 @@ def token_ids_of_any_integer_type():
     assert m.advance(np.int32(ord("1"))) and m.advance(torch.tensor(256)) and m.is_stopped()
 
 
+@case(None)
+def cached_masks_are_read_only():
+    import structgen
+
+    mask = structgen.compile_regex("[0-9]+", _vocab()).matcher().allowed_bitmask()
+    try:
+        mask[:] = 0xFF  # would let every matcher of the grammar, in every thread, take any token
+    except ValueError:
+        return
+    raise AssertionError("a cached mask is writable")
+
+
 @case("UnsupportedSchemaError")
 def unknown_dialect(): _compile({"$schema": "http://example.com/my-dialect", "type": "integer"})
 
