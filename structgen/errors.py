@@ -18,6 +18,11 @@ def clip(text: str, limit: int = QUOTE_LIMIT) -> str:
 class StructgenError(Exception):
     """Base class of every error structgen raises on purpose."""
 
+    #: set when a batched ``generate`` raises for one row: that row's prompt
+    #: index, and every row's value or exception
+    index: int | None = None
+    results: list | None = None
+
 
 class InvalidSchemaError(StructgenError, ValueError):
     """The input is not a valid JSON Schema (or Pydantic model)."""

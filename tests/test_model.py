@@ -277,5 +277,5 @@ def test_missing_package_says_how_to_install(monkeypatch):
 
 def test_gguf_file_is_accepted_as_a_path():
     source = model_module._resolve(str(default_gguf_path()))
-    assert source.kind == "gguf" and source.gguf == default_gguf_path()
+    assert isinstance(source, model_module._GGUF) and source.gguf == default_gguf_path()
     assert os.path.getsize(source.gguf) > 50_000_000

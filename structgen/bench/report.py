@@ -30,7 +30,7 @@ FAIL_ROWS = (
     ("validation error", ("validation_error",)),
     ("invalidation error", ("invalidation_error",)),
 )
-PACKAGES = ("structgen", "llguidance", "xgrammar", "outlines_core", "numpy", "transformers", "tokenizers", "torch", "interegular")
+PACKAGES = ("structgen-hf", "llguidance", "xgrammar", "outlines_core", "numpy", "transformers", "tokenizers", "torch", "interegular")
 
 
 # --------------------------------------------------------------------------- machine

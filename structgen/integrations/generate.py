@@ -25,7 +25,7 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -71,7 +71,7 @@ class GenerationResult:
     text: str
     token_ids: list[int]
     finish_reason: str
-    error: Exception | None = None
+    error: StructgenError | None = None
     stats: GenerationStats = field(default_factory=GenerationStats)
 
 
@@ -216,6 +216,7 @@ class _Row:
 def _forward_kwargs(model) -> tuple[str, bool]:
     """The model's name for the KV cache argument and whether it takes
     ``logits_to_keep`` (transformers renamed ``past_key_values`` to ``cache``)."""
+    params: Mapping[str, Any]
     try:
         params = inspect.signature(model.forward).parameters
     except (TypeError, ValueError):  # pragma: no cover
@@ -376,6 +377,7 @@ def _jump(row: _Row, max_new_tokens: int, stats: GenerationStats) -> None:
     allows exactly one token (the model could not choose anything else, so
     taking it changes nothing but the number of forward passes)."""
     m = row.matcher
+    assert m is not None  # only constrained rows jump
     while len(row.generated) < max_new_tokens:
         forced = m.forced_tokens()
         if not forced:

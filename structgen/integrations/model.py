@@ -25,10 +25,14 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from structgen.errors import ModelNotFoundError, StructgenError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 
@@ -106,12 +110,12 @@ def _slug(text: str) -> str:
 # Public API
 
 
-def load_tokenizer(name_or_path: str | os.PathLike[str] | None = None):
+def load_tokenizer(name_or_path: str | os.PathLike[str] | None = None) -> PreTrainedTokenizerBase:
     """The tokenizer alone. For the default model this reads the converted
     cache (about 0.2 s); if no conversion exists yet it converts only the
     tokenizer (a few seconds) and caches that."""
     source = _resolve(name_or_path)
-    if source.kind == "gguf":
+    if isinstance(source, _GGUF):
         return _cached_gguf_tokenizer(source)
     with _pretrained(source) as where:
         from transformers import AutoTokenizer
@@ -125,34 +129,32 @@ def load_model(
     device: Any = None,
     dtype: Any = None,
     progress: bool = True,
-):
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load ``(model, tokenizer)``, in eval mode, float32 on CPU by default.
 
     ``name_or_path``: ``None`` or ``"SmolLM2-135M-Instruct"`` for the packaged
     default model; a local Hugging Face model directory; a ``.gguf`` file
     (converted and cached like the default); or a Hugging Face hub id
     (``"org/model"``: the Hugging Face cache, else a download unless
-    ``HF_HUB_OFFLINE=1``). ``device``/``dtype`` take anything torch accepts (``"cuda"``,
-    ``torch.bfloat16``, ``"bfloat16"``). ``progress``: the one-time
+    ``HF_HUB_OFFLINE=1``). ``device``/``dtype`` take anything torch accepts
+    (``"cuda"``, ``torch.bfloat16``, ``"bfloat16"``). ``progress``: the one-time
     conversion of a GGUF file says so on stderr, with one progress bar;
     ``False`` keeps stderr silent (the CLI's ``-q``)."""
     import torch
 
     torch_dtype = _as_dtype(dtype)
     source = _resolve(name_or_path)
-    if source.kind == "gguf":
+    if isinstance(source, _GGUF):
         directory = _converted_dir(source.gguf, source.default)
         if not (directory / "config.json").is_file():
             _convert_gguf(source, directory, progress)
-        location = str(directory)
-    else:
-        location = source.location
+        source = _Pretrained(str(directory))
 
     with _pretrained(source) as where, _quiet_progress():
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(location, **where)
-        model = AutoModelForCausalLM.from_pretrained(location, **where, **{_dtype_kwarg(): torch_dtype})
+        tokenizer = AutoTokenizer.from_pretrained(source.location, **where)
+        model = AutoModelForCausalLM.from_pretrained(source.location, **where, **{_dtype_kwarg(): torch_dtype})
     if model.dtype != torch_dtype:
         model = model.to(torch_dtype)
     model.to(torch.device(device) if device is not None else torch.device("cpu"))
@@ -164,28 +166,36 @@ def load_model(
 # Resolving a name
 
 
-class _Source:
-    def __init__(self, kind: str, location: str = "", gguf: Path | None = None, default: bool = False):
-        self.kind = kind  # "gguf" | "dir" | "hub"
-        self.location = location
-        self.gguf = gguf
-        self.default = default
+@dataclass(frozen=True)
+class _GGUF:
+    """A GGUF file, converted once into a cached Hugging Face directory."""
+
+    gguf: Path
+    default: bool = False  # the packaged SmolLM2
 
 
-def _resolve(name_or_path: str | os.PathLike[str] | None) -> _Source:
+@dataclass(frozen=True)
+class _Pretrained:
+    """A name for ``from_pretrained``: a local directory, or a hub id."""
+
+    location: str
+    hub: bool = False
+
+
+def _resolve(name_or_path: str | os.PathLike[str] | None) -> _GGUF | _Pretrained:
     if name_or_path is None or str(name_or_path) == DEFAULT_MODEL:
-        return _Source("gguf", gguf=default_gguf_path(), default=True)
+        return _GGUF(default_gguf_path(), default=True)
     text = os.fspath(name_or_path)
     path = Path(text).expanduser()
     if path.is_file() and path.suffix == ".gguf":
-        return _Source("gguf", gguf=path.resolve())
+        return _GGUF(path.resolve())
     if path.is_dir():
         if not (path / "config.json").is_file() and not (path / "tokenizer_config.json").is_file():
             raise ModelNotFoundError(
                 f"{text!r} is a directory but not a Hugging Face model directory "
                 "(it has no config.json or tokenizer_config.json)"
             )
-        return _Source("dir", location=str(path))
+        return _Pretrained(str(path))
     if path.is_file():
         raise ModelNotFoundError(f"{text!r} is a file but not a .gguf model; pass a model directory or a .gguf file")
     if _looks_like_path(text):
@@ -194,7 +204,7 @@ def _resolve(name_or_path: str | os.PathLike[str] | None) -> _Source:
             f"directory, a .gguf file, a Hugging Face hub id (org/model), or None for the packaged "
             f"default ({DEFAULT_MODEL})"
         )
-    return _Source("hub", location=text)
+    return _Pretrained(text, hub=True)
 
 
 def _looks_like_path(text: str) -> bool:
@@ -207,12 +217,12 @@ def _looks_like_path(text: str) -> bool:
 
 
 @contextlib.contextmanager
-def _pretrained(source: _Source) -> Iterator[dict[str, Any]]:
+def _pretrained(source: _Pretrained) -> Iterator[dict[str, Any]]:
     """``from_pretrained``'s keyword arguments for ``source``, and where it
     may look: a local directory offline; a hub id in the Hugging Face cache
     and, unless ``HF_HUB_OFFLINE`` is set, on the hub. A hub id found nowhere
     raises :class:`ModelNotFoundError` saying how to use a local model."""
-    if source.kind != "hub":
+    if not source.hub:
         with _offline():
             yield {"local_files_only": True}
         return
@@ -242,7 +252,7 @@ def _hub_miss(repo_id: str, error: OSError) -> str:
 # GGUF conversion
 
 
-def _cached_gguf_tokenizer(source: _Source, *, write_cache: bool = True):
+def _cached_gguf_tokenizer(source: _GGUF, *, write_cache: bool = True) -> Any:
     """Tokenizer of a GGUF model: from its converted directory, else from a
     tokenizer-only conversion (``<name>-tokenizer``), else converted now."""
     from transformers import AutoTokenizer
@@ -259,7 +269,7 @@ def _cached_gguf_tokenizer(source: _Source, *, write_cache: bool = True):
     return tokenizer
 
 
-def _tokenizer_from_gguf(source: _Source):
+def _tokenizer_from_gguf(source: _GGUF) -> Any:
     from transformers import AutoTokenizer
 
     gguf = source.gguf
@@ -289,9 +299,9 @@ def _fix_smollm2_tokenizer(tokenizer) -> None:
     tokenizer.model_max_length = _SMOLLM2_CONTEXT
 
 
-def _convert_gguf(source: _Source, directory: Path, progress: bool) -> None:
+def _convert_gguf(source: _GGUF, directory: Path, progress: bool) -> None:
     with _conversion_progress(progress):
-        what = "the packaged SmolLM2 GGUF" if source.default else f"{source.gguf.name}"
+        what = "the packaged SmolLM2 GGUF" if source.default else source.gguf.name
         if progress:
             _say(f"structgen: converting {what} to safetensors (once; {_CONVERSION_TIME})…")
         started = time.perf_counter()
@@ -300,7 +310,7 @@ def _convert_gguf(source: _Source, directory: Path, progress: bool) -> None:
             _say(f"structgen: converted in {time.perf_counter() - started:.1f} s; cached at {directory}")
 
 
-def _convert_gguf_quietly(source: _Source, directory: Path) -> None:
+def _convert_gguf_quietly(source: _GGUF, directory: Path) -> None:
     import copy
 
     import torch
@@ -401,7 +411,7 @@ def _offline() -> Iterator[None]:
     set as well."""
     saved_env = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     os.environ["HF_HUB_OFFLINE"] = os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    constants = sys.modules.get("huggingface_hub.constants")
+    constants: Any = sys.modules.get("huggingface_hub.constants")
     saved_const = getattr(constants, "HF_HUB_OFFLINE", None)
     if constants is not None:
         constants.HF_HUB_OFFLINE = True

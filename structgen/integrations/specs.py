@@ -100,7 +100,7 @@ def vocabulary_for(tokenizer: Any, eos_ids: Iterable[int] | int | None = None) -
     ``generation_config.eos_token_id``). The same object is returned for the
     same tokenizer and EOS set, so compiled grammars stay cached."""
     base = tokenizer if isinstance(tokenizer, Vocabulary) else Vocabulary.from_tokenizer(tokenizer)
-    wanted: list[int] = []
+    wanted: list[Any] = []  # ids of any integer type
     own = getattr(tokenizer, "eos_token_id", None)
     if isinstance(tokenizer, Vocabulary):
         wanted.extend(base.eos_ids)
