@@ -35,6 +35,7 @@ __version__ = "0.1.0"
 # The model-facing API and the batch bitmasks pull in torch: import them on first use.
 _LAZY = {
     "generate": "structgen.integrations.generate",
+    "stream": "structgen.integrations.generate",
     "GenerationResult": "structgen.integrations.generate",
     "Regex": "structgen.integrations.specs",
     "Choice": "structgen.integrations.specs",

@@ -4,6 +4,7 @@
     structgen generate --pydantic myapp.models:Cat "Describe a cat."
     structgen generate --regex "[0-9]{3}-[0-9]{4}" "A phone number:"
     structgen generate --choice yes,no "Is the sky blue?"
+    structgen generate --stream --schema person.json "Invent a person."
     structgen generate --grammar grammars/arithmetic.gbnf "Write a sum."
     structgen compile person.json            # what the schema became
     structgen bench ...                      # benchmarks (structgen.bench)
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-jump-forward", action="store_true", help="sample every token, even those the grammar forces")
     g.add_argument("--indent", type=int, default=None, help="pretty-print JSON output with this indent")
     g.add_argument("--stats", action="store_true", help="print timing and token counts to stderr")
+    g.add_argument("--stream", action="store_true", help="print the output as the model writes it (its own text: compact JSON), one prompt only")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress messages on stderr")
     g.set_defaults(func=cmd_generate)
 
@@ -291,6 +293,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.prompts.count("-") > 1:
         raise CliError("only one prompt can be read from stdin ('-')")
     prompts = [sys.stdin.read() if p == "-" else p for p in args.prompts]
+    if args.stream:
+        clashes = [flag for flag, given in (("several prompts", len(prompts) > 1), ("--indent", args.indent is not None),
+                                            ("--stats", args.stats)) if given]
+        if clashes:
+            raise CliError(f"--stream prints one output as it is written; it does not go with {', '.join(clashes)}")
     progress = _Progress(args.quiet)
 
     from structgen.integrations.specs import check
@@ -317,10 +324,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     for note in prepared.notes:
         print(f"structgen: not enforced (validated afterwards): {note}", file=sys.stderr)
 
-    t = progress.start(f"generating ({len(prompts)} prompt{'s' if len(prompts) > 1 else ''})")
-    results = gen.generate(
-        prepared,
-        prompts if len(prompts) > 1 else prompts[0],
+    options: dict[str, Any] = dict(
         model=model,
         tokenizer=tokenizer,
         max_new_tokens=args.max_new_tokens,
@@ -331,8 +335,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         chat_template=not args.no_chat_template,
         system_prompt=args.system,
         jump_forward=not args.no_jump_forward,
-        return_details=True,
     )
+    if args.stream:
+        return _print_stream(gen.stream(prepared, prompts[0], **options), args.max_new_tokens)
+    t = progress.start(f"generating ({len(prompts)} prompt{'s' if len(prompts) > 1 else ''})")
+    results = gen.generate(prepared, prompts if len(prompts) > 1 else prompts[0], return_details=True, **options)
     progress.done(t, "generated")
     if not isinstance(results, list):
         results = [results]
@@ -364,6 +371,26 @@ def cmd_generate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return status
+
+
+def _print_stream(items: Any, max_new_tokens: int) -> int:
+    """Print each piece of text as it comes, then a newline. The last item
+    is the validated value, not printed: each piece is printed when the next
+    item arrives, one decoding step later."""
+    from structgen.errors import TruncatedOutputError
+
+    pending = ""
+    try:
+        for item in items:
+            print(pending, end="", flush=True)
+            pending = item
+    except TruncatedOutputError as e:
+        print(pending, flush=True)
+        print(f"structgen: error: the output was cut off by --max-new-tokens {max_new_tokens} before it was "
+              f"complete; raise --max-new-tokens. Partial output:\n{e.partial_text}", file=sys.stderr)
+        return EXIT_TRUNCATED
+    print(flush=True)
+    return EXIT_OK
 
 
 def _render(value: Any, prepared, indent: int | None) -> str:

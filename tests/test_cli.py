@@ -137,6 +137,16 @@ def test_generate_closes_objects_unless_open_objects(capsys):
     assert code == EXIT_TRUNCATED and not err.strip().splitlines()[-1].startswith('{"city"'), err
 
 
+def test_generate_stream_prints_the_text_as_it_comes(capsys):
+    code, out, err = run(capsys, "generate", "--stream", "--regex", "[0-9]{3}-[0-9]{4}", "-q", "A phone number:")
+    assert code == EXIT_OK and re.fullmatch(r"[0-9]{3}-[0-9]{4}\n", out), (out, err)
+    code, out, err = run(capsys, "generate", "--stream", "--regex", "[a-z]{30,40}", "--max-new-tokens", "2", "-q",
+                         "Write a very long word.")
+    assert code == EXIT_TRUNCATED and re.fullmatch(r"[a-z]+\n", out) and "cut off" in err
+    code, out, err = run(capsys, "generate", "--stream", "--choice", "yes,no", "-q", "Is water wet?", "Is fire cold?")
+    assert code == EXIT_USAGE and "several prompts" in err
+
+
 def test_generate_pydantic_from_a_file(capsys, tmp_path):
     module = tmp_path / "sg_cli_models.py"
     module.write_text(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from pathlib import Path
 
@@ -95,6 +96,33 @@ def test_a_bad_spec_fails_before_a_model_loads(monkeypatch):
         structgen.generate(structgen.Regex("(?=a)b"), "x", model="structgen-tests/not-loaded")
     with pytest.raises(structgen.UnsupportedSchemaError):
         structgen.generate({"type": "array", "uniqueItems": True}, "x", model="structgen-tests/not-loaded")
+
+
+def test_stream_yields_the_text_as_it_is_written_then_the_value(mt):
+    *pieces, cat = structgen.stream(Cat, "Describe a cat as JSON.", max_new_tokens=32, **mt)
+    assert isinstance(cat, Cat) and len(pieces) > 2 and all(isinstance(p, str) and p for p in pieces)
+    assert Cat.model_validate_json("".join(pieces)) == cat
+    assert structgen.generate(Cat, "Describe a cat as JSON.", max_new_tokens=32, **mt) == cat  # greedy: the same
+    *pieces, code = structgen.stream(structgen.Regex("[0-9]{3}-[0-9]{4}"), "A phone number:", **mt)
+    assert "".join(pieces) == code
+    with pytest.raises(TruncatedOutputError):
+        list(structgen.stream(Cat, "Describe a cat as JSON.", max_new_tokens=3, **mt))
+    with pytest.raises(TypeError, match="one prompt"):
+        next(structgen.stream(Cat, ["A cat.", "A dog."], **mt))
+
+
+def test_a_stream_stopped_early_leaves_nothing_behind(mt):
+    def kv_caches() -> int:
+        gc.collect()
+        return sum(type(o).__name__ == "DynamicCache" for o in gc.get_objects())
+
+    before = kv_caches()
+    items = structgen.stream(Cat, "Describe a cat as JSON.", max_new_tokens=32, **mt)
+    first, second = next(items), next(items)  # the forced '{"name":"', then a sampled piece
+    assert first.startswith("{") and kv_caches() == before + 1
+    items.close()
+    assert kv_caches() == before and not torch.is_inference_mode_enabled()
+    assert isinstance(structgen.generate(Cat, "Describe a cat as JSON.", max_new_tokens=32, **mt), Cat)
 
 
 def test_json_schema_as_text(mt):

@@ -18,6 +18,8 @@ kept contiguous), so one forward pass serves the whole batch.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import inspect
 import os
 import threading
@@ -25,7 +27,7 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Generator, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -36,7 +38,7 @@ from structgen.bitmask import allocate_token_bitmask
 from structgen.integrations.transformers import mask_rows
 from structgen.matcher import Matcher
 
-__all__ = ["generate", "GenerationResult", "GenerationStats", "default_model"]
+__all__ = ["generate", "stream", "GenerationResult", "GenerationStats", "default_model"]
 
 
 @dataclass
@@ -234,8 +236,23 @@ def _new_cache(model):
         return DynamicCache()
 
 
+def decode(model: Any, prepared: Prepared | None, prompts: Sequence[Sequence[int]], **options: Any
+           ) -> tuple[list[_Row], GenerationStats]:
+    """:func:`decode_steps` run to the end: ``(rows, stats)``."""
+    return _run(decode_steps(model, prepared, prompts, **options))
+
+
+def _run(steps: Generator[list[_Row], None, tuple[list[_Row], GenerationStats]]
+         ) -> tuple[list[_Row], GenerationStats]:
+    while True:
+        try:
+            next(steps)
+        except StopIteration as end:
+            return end.value
+
+
 @torch.inference_mode()
-def decode(
+def decode_steps(
     model: Any,
     prepared: Prepared | None,
     prompts: Sequence[Sequence[int]],
@@ -245,9 +262,13 @@ def decode(
     jump_forward: bool,
     pad_token_id: int,
     eos_ids: Sequence[int] = (),
-) -> tuple[list[_Row], GenerationStats]:
-    """The decoding loop. ``prepared=None`` decodes without constraints (the
-    baseline the benchmark compares against): rows then end on ``eos_ids``."""
+) -> Generator[list[_Row], None, tuple[list[_Row], GenerationStats]]:
+    """The decoding loop, a step at a time: yields the rows (the same list,
+    their ``generated`` tokens growing) once the tokens forced before the
+    first forward pass are in and after every step, and returns ``(rows,
+    stats)``. Closing it early ends decoding there; its KV cache and matchers
+    go with it. ``prepared=None`` decodes without constraints (the baseline
+    the benchmark compares against): rows then end on ``eos_ids``."""
     stats = GenerationStats()
     started = time.perf_counter()
     device = model.device
@@ -268,6 +289,7 @@ def decode(
             _jump(row, max_new_tokens, stats)
             _check_limit(row, max_new_tokens)
     stats.constraint_s += time.perf_counter() - t
+    yield rows
 
     # First chunk: each prompt (plus its forced tokens), left-padded.
     width = max(len(p) + len(r.generated) for p, r in zip(prompts, rows))
@@ -339,6 +361,7 @@ def decode(
                 _jump(row, max_new_tokens, stats)
             _check_limit(row, max_new_tokens)
         stats.constraint_s += time.perf_counter() - t
+        yield rows
 
         # Rows that finished leave the batch (and the KV cache).
         keep_pos = [k for k, i in enumerate(active) if not rows[i].done]
@@ -491,27 +514,17 @@ def generate(
     :class:`GenerationResult` (or a list) carries value, text, tokens, finish
     reason, error and statistics.
     """
-    if max_new_tokens < 1:
-        raise ValueError("max_new_tokens must be at least 1")
     batched = isinstance(prompt, (list, tuple)) and not _is_messages(prompt)
     prompts = list(prompt) if batched else [prompt]
     if not prompts:
         return []
-    if _loads_a_model(model):
-        check(spec, whitespace=whitespace, lenient=lenient, closed_objects=closed_objects)  # fail before a slow load
-    model, tokenizer = _model_and_tokenizer(model, tokenizer)
-    prepared = prepare(spec, tokenizer, eos_ids=_model_eos_ids(model), whitespace=whitespace, lenient=lenient,
-                       canonical=canonical, closed_objects=closed_objects)
-    ids = [_prompt_ids(p, tokenizer, chat_template, system_prompt) for p in prompts]
-    pad = getattr(tokenizer, "pad_token_id", None)
-    if pad is None:
-        pad = prepared.grammar.vocab.eos_ids[0]
-    sampler = _Sampler(temperature, top_p, top_k, seed, model.device)
-
-    rows, stats = decode(
-        model, prepared, ids, max_new_tokens=max_new_tokens, sampler=sampler, jump_forward=jump_forward,
-        pad_token_id=int(pad),
+    prepared, steps = _begin(
+        spec, prompts, model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+        top_k=top_k, seed=seed, chat_template=chat_template, system_prompt=system_prompt,
+        jump_forward=jump_forward, whitespace=whitespace, lenient=lenient, canonical=canonical,
+        closed_objects=closed_objects,
     )
+    rows, stats = _run(steps)
     results = [_result(row, prepared, max_new_tokens, stats) for row in rows]
     if return_details:
         return results if batched else results[0]
@@ -523,6 +536,106 @@ def generate(
             err.results = values
             raise err
     return values if batched else values[0]
+
+
+def stream(
+    spec: Any,
+    prompt: str | Sequence[Any],
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+    max_new_tokens: int = 256,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    top_k: int | None = None,
+    seed: int | None = None,
+    chat_template: bool = True,
+    system_prompt: str | None = None,
+    jump_forward: bool = True,
+    whitespace: str | int = "compact",
+    lenient: bool = False,
+    canonical: bool = True,
+    closed_objects: bool = True,
+) -> Iterator[Any]:
+    """:func:`generate` for one prompt, yielding the output's text as it is
+    produced (``str`` pieces: sampled tokens, and the tokens jump-forward adds
+    with them); the last item is the validated value, what ``generate`` would
+    return. Errors come where ``generate`` raises them: a bad spec or model at
+    the first ``next()``, :class:`~structgen.errors.TruncatedOutputError` after
+    the text. A consumer that stops early (``break``, ``close()``) ends the
+    decoding there, and its KV cache and matcher go with it::
+
+        for item in structgen.stream(Cat, "Describe a cat as JSON."):
+            if isinstance(item, Cat):
+                cat = item                        # last: the validated value
+            else:
+                print(item, end="", flush=True)   # the text so far
+    """
+    if isinstance(prompt, (list, tuple)) and not _is_messages(prompt):
+        raise TypeError("stream() takes one prompt (a str or a list of chat messages); batches go to generate()")
+    prepared, steps = _begin(
+        spec, [prompt], model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+        top_k=top_k, seed=seed, chat_template=chat_template, system_prompt=system_prompt,
+        jump_forward=jump_forward, whitespace=whitespace, lenient=lenient, canonical=canonical,
+        closed_objects=closed_objects,
+    )
+    vocab = prepared.grammar.vocab
+    text = codecs.getincrementaldecoder("utf-8")("replace")  # a character may span tokens
+    sent = 0
+    with contextlib.closing(steps):
+        while True:
+            try:
+                row = next(steps)[0]
+            except StopIteration as end:
+                rows, stats = end.value
+                break
+            piece = text.decode(vocab.decode_bytes(row.generated[sent:]))
+            sent = len(row.generated)
+            if piece:
+                yield piece
+    result = _result(rows[0], prepared, max_new_tokens, stats)
+    if result.error is not None:
+        raise result.error
+    yield result.value
+
+
+def _begin(
+    spec: Any,
+    prompts: list[Any],
+    model: Any,
+    tokenizer: Any,
+    *,
+    max_new_tokens: int,
+    temperature: float | None,
+    top_p: float | None,
+    top_k: int | None,
+    seed: int | None,
+    chat_template: bool,
+    system_prompt: str | None,
+    jump_forward: bool,
+    whitespace: str | int,
+    lenient: bool,
+    canonical: bool,
+    closed_objects: bool,
+) -> tuple[Prepared, Generator[list[_Row], None, tuple[list[_Row], GenerationStats]]]:
+    """The compiled spec and the (unstarted) decoding of ``prompts``, checked
+    in the order that fails fastest: arguments, the spec before a model is
+    loaded, then the model and the prompts."""
+    if max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be at least 1")
+    if _loads_a_model(model):
+        check(spec, whitespace=whitespace, lenient=lenient, closed_objects=closed_objects)  # fail before a slow load
+    model, tokenizer = _model_and_tokenizer(model, tokenizer)
+    prepared = prepare(spec, tokenizer, eos_ids=_model_eos_ids(model), whitespace=whitespace, lenient=lenient,
+                       canonical=canonical, closed_objects=closed_objects)
+    ids = [_prompt_ids(p, tokenizer, chat_template, system_prompt) for p in prompts]
+    pad = getattr(tokenizer, "pad_token_id", None)
+    if pad is None:
+        pad = prepared.grammar.vocab.eos_ids[0]
+    sampler = _Sampler(temperature, top_p, top_k, seed, model.device)
+    steps = decode_steps(model, prepared, ids, max_new_tokens=max_new_tokens, sampler=sampler,
+                         jump_forward=jump_forward, pad_token_id=int(pad))
+    return prepared, steps
 
 
 def _result(row: _Row, prepared: Prepared, max_new_tokens: int, stats: GenerationStats) -> GenerationResult:
