@@ -82,7 +82,7 @@ import os
 import threading
 import time
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable
@@ -266,6 +266,9 @@ class Compiler:
         ok = False
         try:
             prepared = prepare(spec, self._vocab(stops))
+            # The first mask is where a lazy automaton does most of its work:
+            # make it here, in the pool, not in the step that first needs it.
+            prepared.matcher().allowed_bitmask()
             ok = True
         finally:
             with self._cache_lock:
@@ -288,9 +291,10 @@ class _Request:
     """One structgen request in the batch: its compile, its matcher and how
     many of its output tokens the matcher has seen."""
 
-    __slots__ = ("future", "matcher", "output", "seen", "stops", "error", "__weakref__")
+    __slots__ = ("key", "future", "matcher", "output", "seen", "stops", "error", "__weakref__")
 
-    def __init__(self, future: Future, stops: Iterable[int], output: list[int] | None) -> None:
+    def __init__(self, key: tuple, future: Future, stops: Iterable[int], output: list[int] | None) -> None:
+        self.key = key
         self.future = future
         self.matcher = None
         self.output = output  # V1: vLLM's live list of output tokens; V2: None
@@ -307,7 +311,8 @@ def processor_stats() -> dict[str, Any]:
     """The counters of every structgen processor in this process, summed
     (with an in-process engine, ``VLLM_ENABLE_V1_MULTIPROCESSING=0``, that is
     the engine's): ``steps`` (calls with at least one structgen row),
-    ``rows``, ``mask_s`` (advancing matchers, filling and applying masks),
+    ``rows``, ``max_rows``, ``mask_s`` (advancing matchers, filling and
+    applying masks) and ``max_mask_s`` (the longest step),
     ``wait_s`` (steps held for a compile), ``live`` (requests holding a
     matcher), the compiler's ``compiled``/``compile_errors``/``compile_s``,
     and ``request_errors`` (requests ended because their spec failed late)."""
@@ -315,7 +320,7 @@ def processor_stats() -> dict[str, Any]:
     compilers = {}
     for proc in list(_instances):
         for k, v in proc.stats().items():
-            total[k] = total.get(k, 0) + v
+            total[k] = max(total.get(k, 0), v) if k.startswith("max_") else total.get(k, 0) + v
         compilers[id(proc.compiler)] = proc.compiler
     for c in compilers.values():
         for k, v in c.stats().items():
@@ -324,7 +329,7 @@ def processor_stats() -> dict[str, Any]:
 
 
 def _stats_dict() -> dict[str, Any]:
-    return {"steps": 0, "rows": 0, "mask_s": 0.0, "wait_s": 0.0, "request_errors": 0, "max_rows": 0}
+    return {"steps": 0, "rows": 0, "mask_s": 0.0, "wait_s": 0.0, "request_errors": 0, "max_rows": 0, "max_mask_s": 0.0}
 
 
 class _Core:
@@ -352,8 +357,11 @@ class _Core:
         self.compiler = Compiler.for_tokenizer(tokenizer)
         self.vocab_size = vocab_size  # the model's: logits columns, maybe past the tokenizer's
         self.bitmask = allocate_token_bitmask(max_rows, vocab_size)
+        self.threads = int(os.environ.get("STRUCTGEN_VLLM_FILL_THREADS", "0")) or None
         self.requests: dict[int, _Request] = {}
         self._stats = _stats_dict()
+        # The last requests ended by a late failure: (spec key, why).
+        self.errors: deque[tuple[tuple, str]] = deque(maxlen=64)
         _instances.add(self)
 
     # -------------------------------------------------------------- admission
@@ -379,7 +387,7 @@ class _Core:
         key, spec = found
         stops = set(params.all_stop_token_ids or ())
         stops.update(self.compiler.vocab.eos_ids)
-        return _Request(self.compiler.submit(key, spec, stops), stops, output)
+        return _Request(key, self.compiler.submit(key, spec, stops), stops, output)
 
     # -------------------------------------------------------------- one step
     def _ready(self, req: _Request) -> None:
@@ -402,6 +410,7 @@ class _Core:
         req.error = why
         req.matcher = None
         self._stats["request_errors"] += 1
+        self.errors.append((req.key, why))
         logger.error("structgen: a request is ended (only its stop tokens are allowed): %s", why)
 
     def _advance(self, req: _Request, tokens: Iterable[int]) -> None:
@@ -428,7 +437,7 @@ class _Core:
                 self._stop_only(r, req)
         if good:
             try:
-                fill_next_token_bitmask_batch(good, self.bitmask, good_rows)
+                fill_next_token_bitmask_batch(good, self.bitmask, good_rows, threads=self.threads)
             except Exception:  # noqa: BLE001 - find the row that failed, end it, keep the rest
                 for r, req in zip(rows, reqs):
                     if req.matcher is None:
@@ -452,7 +461,9 @@ class _Core:
         s["steps"] += 1
         s["rows"] += rows
         s["max_rows"] = max(s["max_rows"], rows)
-        s["mask_s"] += time.perf_counter() - started
+        took = time.perf_counter() - started
+        s["mask_s"] += took
+        s["max_mask_s"] = max(s["max_mask_s"], took)
 
     def stats(self) -> dict[str, Any]:
         out = dict(self._stats)

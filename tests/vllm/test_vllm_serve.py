@@ -69,7 +69,7 @@ def server(model_dir, tmp_path_factory):
         "--served-model-name", "smollm2",
         "--logits-processors", FQCN,
         "--max-model-len", "2048", "--max-num-seqs", "4", "--max-num-batched-tokens", "2048",
-        "--enforce-eager",
+        "--enforce-eager", "--dtype", "float32",
     ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
