@@ -1,4 +1,4 @@
-"""``structgen bench masks|testsuite|generate|report``.
+"""``structgen bench masks|testsuite|generate|serve|report``.
 
 The main CLI (``structgen/cli.py``) calls :func:`add_parser` with its
 subparsers and then ``args.func(args)``; ``python -m structgen.bench ...``
@@ -73,6 +73,18 @@ def _add_commands(sub) -> None:
     add_arguments(g)
     g.set_defaults(func=cmd_generate)
 
+    v = sub.add_parser(
+        "serve",
+        help="inside vLLM: throughput, validity, compile errors and mask time per step, per backend",
+        description="The same N requests (each a MaskBench schema with its own prompt) through vLLM's offline API with "
+        "structgen's logits processor and with vLLM's own structured-output backends, each in a fresh engine. "
+        "Needs vLLM (pip install 'structgen[vllm]' or vllm; make test-vllm builds .venv-vllm).",
+    )
+    from structgen.bench.serve import add_arguments as add_serve_arguments
+
+    add_serve_arguments(v)
+    v.set_defaults(func=cmd_serve)
+
     r = sub.add_parser("report", help="rebuild the report of a (possibly interrupted) run from its results.jsonl")
     r.add_argument("dir", help="the run's output directory")
     r.add_argument("--compare", default=None, help="a baseline CSV, as for masks")
@@ -87,7 +99,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="benchmarks: MaskBench masks, the JSON Schema Test Suite, end-to-end generation",
         description="Benchmarks, side by side with the peers (llguidance, xgrammar, outlines-core) where installed.",
     )
-    sub = p.add_subparsers(dest="bench_command", metavar="{masks,testsuite,generate,report}")
+    sub = p.add_subparsers(dest="bench_command", metavar="{masks,testsuite,generate,serve,report}")
     sub.required = True
     _add_commands(sub)
     return p
@@ -139,6 +151,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return int(run(args) or 0)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from structgen.bench.serve import run
+
+    return int(run(args) or 0)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from structgen.bench import report
     from structgen.bench.maskbench import RESULTS, load_records
@@ -160,7 +178,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m structgen.bench", description="structgen benchmarks (the same as `structgen bench ...`).")
-    sub = parser.add_subparsers(dest="bench_command", metavar="{masks,testsuite,generate,report}")
+    sub = parser.add_subparsers(dest="bench_command", metavar="{masks,testsuite,generate,serve,report}")
     sub.required = True
     _add_commands(sub)
     args = parser.parse_args(argv)
