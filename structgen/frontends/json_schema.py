@@ -475,6 +475,7 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         self.nullable = nullable
         self.unknown_formats = unknown_formats
         self.closed_objects = closed_objects
+        self.canonical = canonical
         self.notes: list[str] = []
         self.reasons = Reasons()
         self.rules: dict[str, ir.Expr] = {}
@@ -500,7 +501,6 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         text = json.dumps(schema) if not isinstance(schema, bool) else ""
         # annotation bookkeeping (more branches) only when something reads it
         self.annotations_matter = '"unevaluatedProperties"' in text or '"unevaluatedItems"' in text
-        self.canonical = canonical
         self.false_sub = Sub(False, self.root.resolver, "#")
         self.true_sub = Sub(True, self.root.resolver, "#")
         if unknown_dialect:
@@ -514,6 +514,8 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         except _TooManyBranches as e:
             raise UnsupportedSchemaError(e.keyword, e.ptr, e.detail) from None
         self.rules["start"] = seq(self.ws, body, self.ws)
+        if self.canonical:
+            self.rules["start"] = ir.intersect(self.rules["start"], json_text.canonical_json())
         graph = self._trim()
         return Grammar(self.rules, "start", list(dict.fromkeys(self.notes)), graph=graph, families=self.families)
 
@@ -542,8 +544,6 @@ class _Compiler(CombinatorsMixin, InstanceChecksMixin, StringsMixin, ContainersM
         if e == NOTHING or _small(e, limit):
             return e
         name = self.sink.reserve()
-        if self.canonical:
-            self.rules["start"] = ir.intersect(self.rules["start"], json_text.canonical_json())
         self.sink.define(name, e)
         return ref(name)
 
