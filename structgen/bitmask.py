@@ -91,8 +91,9 @@ def write_packed_row(words: np.ndarray, row: int, packed: np.ndarray | None) -> 
     past the mask (tokens the tokenizer does not have) are cleared. ``None``
     clears the row: nothing is allowed."""
     target = words[row].view(np.uint8)
-    n = 0 if packed is None else min(target.shape[0], packed.shape[0])
-    if n:
+    n = 0
+    if packed is not None:
+        n = min(target.shape[0], packed.shape[0])
         target[:n] = packed[:n]
     target[n:] = 0
 

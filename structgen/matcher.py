@@ -33,7 +33,7 @@ class CompiledGrammar:
         self.index = TokenIndex(self.dfa, vocab)
         self._eos = frozenset(vocab.eos_ids)
         self._blocked = frozenset(vocab.special_ids) - self._eos
-        self.nothing_allowed = np.zeros((len(vocab.token_bytes) + 7) // 8, dtype=np.uint8)
+        self.nothing_allowed: np.ndarray = np.zeros((len(vocab.token_bytes) + 7) // 8, dtype=np.uint8)
         self.nothing_allowed.flags.writeable = False
 
     @property

@@ -266,11 +266,9 @@ def _build(tok: Any) -> Vocabulary:
     backend = getattr(tok, "backend_tokenizer", None)
     if backend is not None:
         return _build_from_tokenizers(backend, name, hf=tok)
-    try:
-        import tokenizers
-    except ImportError:  # pragma: no cover - tokenizers is a dependency
-        tokenizers = None
-    if tokenizers is not None and isinstance(tok, tokenizers.Tokenizer):
+    import tokenizers
+
+    if isinstance(tok, tokenizers.Tokenizer):
         return _build_from_tokenizers(tok, name, hf=None)
     sp = _sentencepiece_processor(tok)
     if sp is not None:
@@ -433,7 +431,7 @@ def _replay_decoder(decoder: dict, texts: list[str], name: str) -> tuple[list[by
                 "WordPiece": "WordPiece joins tokens with spaces and strips '##' prefixes",
                 "BPEDecoder": "the BPE decoder turns end-of-word suffixes into spaces",
                 "CTC": "the CTC decoder drops repeated tokens",
-            }.get(typ, "unknown decoder kind")
+            }.get(str(typ), "unknown decoder kind")
             raise TokenizerError(
                 f"tokenizer {name!r}: cannot recover token bytes from a {typ} decoder ({why}); "
                 "build the vocabulary yourself with Vocabulary.from_token_bytes"

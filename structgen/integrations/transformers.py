@@ -108,7 +108,7 @@ class LogitsProcessor(_HFLogitsProcessor):
         finished = set(vocab.eos_ids)
         if pad_token_id is not None and 0 <= int(pad_token_id) < self.vocab_size:
             finished.add(int(pad_token_id))
-        allowed = np.zeros(self.vocab_size, dtype=bool)
+        allowed: np.ndarray = np.zeros(self.vocab_size, dtype=bool)
         allowed[sorted(finished)] = True
         self._finished_packed = np.packbits(allowed, bitorder="little")
         self._bitmask = allocate_token_bitmask(1, self.vocab_size)  # grown to the batch on first use
@@ -150,11 +150,11 @@ class LogitsProcessor(_HFLogitsProcessor):
 
     def _continues(self, ids: torch.Tensor) -> bool:
         """Is ``ids`` the previous call's rows plus one token each?"""
-        last = self._last
-        if last is None or ids.shape[0] != last.shape[0] or ids.shape[1] != last.shape[1] + 1:
+        last, prompt = self._last, self._prompt
+        if last is None or prompt is None or ids.shape[0] != last.shape[0] or ids.shape[1] != last.shape[1] + 1:
             return False
-        plen = self._prompt.shape[1]
-        if not torch.equal(ids[:, :plen], self._prompt):
+        plen = prompt.shape[1]
+        if not torch.equal(ids[:, :plen], prompt):
             return False
         new_tokens = ids[:, -1].tolist()
         if torch.equal(ids[:, :-1], last):  # no reordering (greedy, sampling)
@@ -205,7 +205,7 @@ class LogitsProcessor(_HFLogitsProcessor):
     def _no_token_error(self, row: int, width: int) -> None:
         m = self._rows[row]
         text = b""
-        if m is not None and self._last is not None:
+        if m is not None and self._last is not None and self._prompt is not None:
             gen = self._last[row, self._prompt.shape[1] :].tolist()
             text = self.grammar.vocab.decode_bytes(gen)
         where = f"the model's {width} logits" if width < self.vocab_size else "the vocabulary"
