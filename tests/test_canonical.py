@@ -1,23 +1,23 @@
 """Canonical JSON (the grammar intersected with one spelling per value, members
 in declaration order) on real schemas: random walks through the allowed
-tokens never reach a dead end, and every complete output validates, is
-spelled canonically and keeps the declared member order."""
+tokens (structgen.bench.fuzz's walker) never reach a dead end, and every
+complete output validates, is spelled canonically and keeps the declared
+member order."""
 
 from __future__ import annotations
 
 import json
 import random
-import re
 import zlib
 from pathlib import Path
 
-import jsonschema
 import numpy as np
 import pytest
 
 import structgen
+from structgen.bench.fuzz import Walker, problem
 from structgen.errors import StructgenError
-from structgen.frontends.json_text import CANONICAL_JSON
+from structgen.frontends.json_schema import schema_validator
 from structgen.vocab import Vocabulary
 from tests.tokenizers import smollm2
 
@@ -25,8 +25,6 @@ MASKBENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "maskbench
 SCHEMAS = 30  # a fixed sample of MaskBench, chosen by a hash of the file name
 WALKS = 3
 MAX_TOKENS = 200
-_CLOSING = re.compile(rb'["}\],]')
-_CANONICAL = re.compile(CANONICAL_JSON)
 
 
 def sample() -> list[Path]:
@@ -39,58 +37,25 @@ def vocab() -> Vocabulary:
     return Vocabulary.from_tokenizer(smollm2())
 
 
-def walk(matcher, vocab: Vocabulary, rng: random.Random) -> bytes | None:
-    """A random walk biased towards closing what is open; the output, or
-    ``None`` when it ran out of tokens. Fails on a dead end."""
-    tb = vocab.token_bytes
-    eos = set(vocab.eos_ids)
-    out = []
-    for _ in range(MAX_TOKENS):
-        allowed = matcher.allowed_token_ids()
-        assert allowed.size, f"dead end after {b''.join(out)!r}"
-        ids = allowed.tolist()
-        if matcher.is_accepting() and rng.random() < 0.5:
-            return b"".join(out)
-        regular = [t for t in ids if t not in eos]
-        if not regular:
-            return b"".join(out)
-        closing = [t for t in regular if _CLOSING.search(tb[t])] if rng.random() < 0.6 else []
-        t = rng.choice(closing or regular)
-        assert matcher.advance(t)
-        out.append(tb[t])
-    return None
-
-
-def declared_order_kept(value, schema) -> bool:
-    """Members of objects with declared ``properties`` come in that order."""
-    if isinstance(value, dict) and isinstance(schema, dict) and isinstance(schema.get("properties"), dict):
-        declared = [k for k in schema["properties"] if k in value]
-        seen = [k for k in value if k in schema["properties"]]
-        if declared != seen:
-            return False
-        return all(declared_order_kept(value[k], schema["properties"][k]) for k in declared)
-    return True
+@pytest.fixture(scope="module")
+def walker(vocab) -> Walker:
+    return Walker(vocab, MAX_TOKENS)
 
 
 @pytest.mark.parametrize("path", sample(), ids=lambda p: p.stem)
-def test_random_walks_are_canonical_and_valid(path, vocab):
+def test_random_walks_are_canonical_and_valid(path, walker):
     schema = json.loads(path.read_text())["schema"]
     try:
-        grammar = structgen.compile_json_schema(schema, vocab, canonical=True, closed_objects=True)
+        grammar = structgen.compile_json_schema(schema, walker.vocab, canonical=True, closed_objects=True)
     except StructgenError:
         pytest.skip("structgen does not compile this schema")  # coverage is measured by the MaskBench run
-    validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    validator = validator_cls(schema, format_checker=validator_cls.FORMAT_CHECKER)
+    validator = schema_validator(schema)
     rng = random.Random(zlib.crc32(path.name.encode()))
     for _ in range(WALKS):
-        text = walk(grammar.matcher(), vocab, rng)
-        if text is None:
-            continue
-        assert _CANONICAL.fullmatch(text.decode("utf-8", "surrogatepass")), text
-        value = json.loads(text)
-        errors = list(validator.iter_errors(value))
-        assert not errors, (text, errors[0].message)
-        assert declared_order_kept(value, schema), text
+        w = walker.walk(grammar.matcher(), rng, "closing")
+        assert w.outcome in ("complete", "budget"), (w.outcome, w.text)
+        if w.outcome == "complete":
+            assert problem(w.text, validator, schema=schema, canonical=True) is None, w.text
 
 
 def test_canonical_accepts_the_same_values(vocab):

@@ -1,4 +1,4 @@
-"""``structgen bench masks|testsuite|generate|serve|report``.
+"""``structgen bench masks|testsuite|generate|serve|fuzz|report``.
 
 The main CLI (``structgen/cli.py``) calls :func:`add_parser` with its
 subparsers and then ``args.func(args)``; ``python -m structgen.bench ...``
@@ -85,6 +85,19 @@ def _add_commands(sub) -> None:
     add_serve_arguments(v)
     v.set_defaults(func=cmd_serve)
 
+    z = sub.add_parser(
+        "fuzz",
+        help="random walks through compiled grammars' allowed tokens, every complete output validated",
+        description="Compile MaskBench, Test Suite and hypothesis-generated schemas for each tokenizer, plain and as "
+        "generation compiles them, and walk their allowed tokens at random (uniform, closing-biased, following a valid "
+        "instance): counts outputs, invalid outputs and dead ends (see structgen/bench/fuzz.py). Exit 1 if any output "
+        "is invalid or a promise of the engine broke.",
+    )
+    from structgen.bench.fuzz import add_arguments as add_fuzz_arguments
+
+    add_fuzz_arguments(z)
+    z.set_defaults(func=cmd_fuzz)
+
     r = sub.add_parser("report", help="rebuild the report of a (possibly interrupted) run from its results.jsonl")
     r.add_argument("dir", help="the run's output directory")
     r.add_argument("--compare", default=None, help="a baseline CSV, as for masks")
@@ -99,7 +112,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="benchmarks: MaskBench masks, the JSON Schema Test Suite, end-to-end generation",
         description="Benchmarks, side by side with the peers (llguidance, xgrammar, outlines-core) where installed.",
     )
-    sub = p.add_subparsers(dest="bench_command", metavar="{masks,testsuite,generate,serve,report}")
+    sub = p.add_subparsers(dest="bench_command", metavar="{masks,testsuite,generate,serve,fuzz,report}")
     sub.required = True
     _add_commands(sub)
     return p
@@ -157,6 +170,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return int(run(args) or 0)
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from structgen.bench.fuzz import run
+
+    return run(args)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from structgen.bench import report
     from structgen.bench.maskbench import RESULTS, load_records
@@ -178,7 +197,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m structgen.bench", description="structgen benchmarks (the same as `structgen bench ...`).")
-    sub = parser.add_subparsers(dest="bench_command", metavar="{masks,testsuite,generate,serve,report}")
+    sub = parser.add_subparsers(dest="bench_command", metavar="{masks,testsuite,generate,serve,fuzz,report}")
     sub.required = True
     _add_commands(sub)
     args = parser.parse_args(argv)
