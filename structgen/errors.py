@@ -86,7 +86,9 @@ class GrammarTooLargeError(StructgenError):
 
 
 class TokenizerError(StructgenError):
-    """The tokenizer's tokens cannot be mapped to the exact bytes they emit."""
+    """The tokenizer's tokens cannot be mapped to the exact bytes they emit,
+    or the tokenizer is not the model's (its vocabulary is wider than the
+    model's embedding)."""
 
 
 class TruncatedOutputError(StructgenError):

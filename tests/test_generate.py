@@ -224,6 +224,24 @@ def test_bad_arguments(mt):
         structgen.generate(structgen.Regex("(?=a)b"), "hi", **mt)
 
 
+def test_a_tokenizer_that_is_not_the_models_is_a_tokenizer_error(mt):
+    """The Llama-3 tokenizer (128,256 tokens) with SmolLM2 (49,152): generate
+    checks the model's embedding before the first forward pass, the processor
+    checks the logits' width on its first call; both name the two sizes."""
+    from transformers import LogitsProcessorList
+
+    from tests.tokenizers import llama3
+
+    tok = llama3()
+    with pytest.raises(structgen.TokenizerError, match="embeddings have 49152 tokens but the tokenizer has 128256"):
+        structgen.generate({"type": "integer"}, "A number:", model=mt["model"], tokenizer=tok, max_new_tokens=4)
+    proc = structgen.LogitsProcessor({"type": "integer"}, tok)
+    ids = tok("A number:", add_special_tokens=False, return_tensors="pt")["input_ids"]  # ids the model has too
+    with pytest.raises(structgen.TokenizerError, match="logits have 49152 tokens but the tokenizer has 128256"):
+        mt["model"].generate(ids, logits_processor=LogitsProcessorList([proc]), max_new_tokens=2, do_sample=False,
+                             pad_token_id=0)
+
+
 def test_own_loop_matches_model_generate_token_for_token(mt):
     """Without jump-forward, structgen's loop (KV cache, left padding, own
     position ids) picks exactly the tokens model.generate + LogitsProcessor does."""

@@ -35,7 +35,7 @@ import torch
 from structgen.errors import StructgenError, TruncatedOutputError
 from structgen.integrations.specs import OutputValidationError, Prepared, check, prepare
 from structgen.bitmask import allocate_token_bitmask
-from structgen.integrations.transformers import mask_rows
+from structgen.integrations.transformers import check_vocab_width, mask_rows
 from structgen.matcher import Matcher
 
 __all__ = ["generate", "stream", "GenerationResult", "GenerationStats", "default_model"]
@@ -126,6 +126,16 @@ def _model_and_tokenizer(model: Any, tokenizer: Any):
             raise TypeError("pass tokenizer= with model= (the model does not say where it was loaded from)")
         tokenizer = load_tokenizer(name)
     return model, tokenizer
+
+
+def _model_vocab_width(model: Any) -> int | None:
+    """How many token ids the model's input embedding has (``None`` if it
+    does not say): a prompt id past it fails inside the forward pass."""
+    try:
+        rows = model.get_input_embeddings().num_embeddings
+    except (AttributeError, NotImplementedError):  # not a transformers model, or one without the accessor
+        rows = getattr(getattr(model, "config", None), "vocab_size", None)
+    return None if rows is None else int(rows)
 
 
 def _model_eos_ids(model: Any) -> list[int]:
@@ -628,6 +638,9 @@ def _begin(
     model, tokenizer = _model_and_tokenizer(model, tokenizer)
     prepared = prepare(spec, tokenizer, eos_ids=_model_eos_ids(model), whitespace=whitespace, lenient=lenient,
                        canonical=canonical, closed_objects=closed_objects)
+    width = _model_vocab_width(model)
+    if width is not None:
+        check_vocab_width(width, len(prepared.grammar.vocab.token_bytes), "embeddings")
     ids = [_prompt_ids(p, tokenizer, chat_template, system_prompt) for p in prompts]
     pad = getattr(tokenizer, "pad_token_id", None)
     if pad is None:

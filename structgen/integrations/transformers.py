@@ -23,9 +23,12 @@ How it follows ``model.generate``:
   beams from ``-inf`` candidates when fewer valid continuations exist) is
   dead: it too allows only EOS/pad, and its score is ``-inf`` anyway.
 * Logit columns beyond the tokenizer's vocabulary (models pad their embedding
-  matrix) are never allowed. Each step refills one int32 batch bitmask
-  (:mod:`structgen.bitmask`; cached masks are copied, new ones computed on
-  threads) and applies it on the logits' device.
+  matrix) are never allowed. Fewer columns than the tokenizer has tokens mean
+  that the tokenizer is not the model's: the first call of a generation
+  raises :class:`~structgen.errors.TokenizerError`.
+* Each step refills one int32 batch bitmask (:mod:`structgen.bitmask`; cached
+  masks are copied, new ones computed on threads) and applies it on the
+  logits' device.
 
 Speculative / assisted decoding, which calls processors on several candidate
 positions at once, is not supported.
@@ -52,7 +55,7 @@ from structgen.bitmask import (
     fill_next_token_bitmask_batch,
     write_packed_row,
 )
-from structgen.errors import StructgenError
+from structgen.errors import StructgenError, TokenizerError
 from structgen.integrations.specs import Prepared, prepare
 from structgen.matcher import CompiledGrammar, Matcher
 
@@ -144,6 +147,7 @@ class LogitsProcessor(_HFLogitsProcessor):
         if ids.device.type != "cpu":
             ids = ids.cpu()
         if not self._continues(ids):
+            check_vocab_width(scores.shape[1], self.vocab_size, "logits")
             self._start(ids)
         self._last = ids.clone()
         return self._apply_mask(scores)
@@ -189,7 +193,7 @@ class LogitsProcessor(_HFLogitsProcessor):
     # ------------------------------------------------------------------ mask
     def _apply_mask(self, scores: torch.Tensor) -> torch.Tensor:
         rows = self._rows
-        batch, width = scores.shape
+        batch = scores.shape[0]
         if batch != len(rows):
             raise StructgenError(
                 f"LogitsProcessor got scores for {batch} rows but input_ids for {len(rows)}; "
@@ -199,20 +203,31 @@ class LogitsProcessor(_HFLogitsProcessor):
             self._bitmask = allocate_token_bitmask(batch, self.vocab_size)
         empty = mask_rows(rows, scores, self._bitmask, self._finished_packed, self.vocab_size)
         if empty >= 0:
-            self._no_token_error(empty, min(width, self.vocab_size))
+            self._no_token_error(empty)
         return scores
 
-    def _no_token_error(self, row: int, width: int) -> None:
+    def _no_token_error(self, row: int) -> None:
         m = self._rows[row]
         text = b""
         if m is not None and self._last is not None and self._prompt is not None:
             gen = self._last[row, self._prompt.shape[1] :].tolist()
             text = self.grammar.vocab.decode_bytes(gen)
-        where = f"the model's {width} logits" if width < self.vocab_size else "the vocabulary"
         raise StructgenError(
-            f"no token in {where} can continue row {row} (output so far: "
+            f"no token in the vocabulary can continue row {row} (output so far: "
             f"{text.decode('utf-8', 'replace')!r}); the grammar needs bytes this tokenizer cannot spell "
             "here. Please report this with the spec"
+        )
+
+
+def check_vocab_width(width: int, vocab_size: int, what: str) -> None:
+    """Raise :class:`~structgen.errors.TokenizerError` when the model's
+    ``width`` (its embedding rows, or the logits' columns) is narrower than the
+    tokenizer's ``vocab_size``: the tokenizer is then not the model's, its ids
+    name other tokens or none. Wider is fine (models pad their embedding)."""
+    if width < vocab_size:
+        raise TokenizerError(
+            f"the model's {what} have {width} tokens but the tokenizer has {vocab_size}: this is not the model's "
+            "tokenizer (its token ids would name other tokens, or none); pass the tokenizer that came with the model"
         )
 
 
