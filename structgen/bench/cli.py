@@ -78,7 +78,7 @@ def _add_commands(sub) -> None:
         help="inside vLLM: throughput, validity, compile errors and mask time per step, per backend",
         description="The same N requests (each a MaskBench schema with its own prompt) through vLLM's offline API with "
         "structgen's logits processor and with vLLM's own structured-output backends, each in a fresh engine. "
-        "Needs vLLM (pip install 'structgen[vllm]' or vllm; make test-vllm builds .venv-vllm).",
+        "Needs vLLM (pip install 'structgen-hf[vllm]' or vllm; make test-vllm builds .venv-vllm).",
     )
     from structgen.bench.serve import add_arguments as add_serve_arguments
 

