@@ -16,7 +16,7 @@ import pytest
 
 import structgen
 from structgen.bench.fuzz import Walker, problem
-from structgen.errors import StructgenError
+from structgen.errors import GrammarTooLargeError, StructgenError
 from structgen.frontends.json_schema import schema_validator
 from structgen.vocab import Vocabulary
 from tests.tokenizers import smollm2
@@ -56,6 +56,20 @@ def test_random_walks_are_canonical_and_valid(path, walker):
         assert w.outcome in ("complete", "budget"), (w.outcome, w.text)
         if w.outcome == "complete":
             assert problem(w.text, validator, schema=schema, canonical=True) is None, w.text
+
+
+@pytest.mark.xfail(raises=GrammarTooLargeError, strict=True,
+                   reason="known: the canonical intersection's completion search passes its cap")
+def test_required_keys_that_no_property_declares_get_a_first_mask(vocab):
+    """Found by the fuzz campaign (benchmarks/results/fuzz-2026-12-08): with
+    required keys that ``properties`` does not declare (two of 7 characters,
+    three of 3, as in the Test Suite's required.json), the canonical grammar
+    compiles but its first mask meets the 50,000-node cap of the search that
+    checks an intersection can still be completed. Plain grammars are fine."""
+    schema = {"required": ["aaaaaaa", "bbbbbbb"]}
+    assert structgen.compile_json_schema(schema, vocab).matcher().allowed_token_ids().size
+    grammar = structgen.compile_json_schema(schema, vocab, canonical=True, closed_objects=True)
+    assert grammar.matcher().allowed_token_ids().size
 
 
 def test_canonical_accepts_the_same_values(vocab):

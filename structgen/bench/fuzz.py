@@ -27,7 +27,8 @@ in the schema's own meaning (``plain``) and as generation compiles it
 (``canonical=True, closed_objects=True``), with compact and flexible
 whitespace, and counts outcomes per source, tokenizer, mode, whitespace and
 policy. Results: ``results.json``, ``summary.md`` and ``failures.jsonl`` (each
-invalid output or broken promise with its schema) under ``--out``.
+broken promise, and each walk stopped by a size cap, with its schema) under
+``--out``.
 """
 
 from __future__ import annotations
@@ -80,12 +81,14 @@ DEFAULT_SUITE = _DATA / "json-schema-test-suite" / "tests" / "draft2020-12"
 @dataclass
 class Walk:
     """A walk's output bytes and how it ended: ``complete``, ``budget`` (out
-    of tokens), ``timeout``, or a broken promise: ``dead_end``,
+    of tokens), ``timeout``, ``limit`` (the automaton met a documented size
+    cap, ``detail`` says which), or a broken promise: ``dead_end``,
     ``mask_error`` (EOS allowed where the matcher does not accept, or the
     reverse), ``refused`` (``advance`` refused a token the mask allowed)."""
 
     text: bytes
     outcome: str
+    detail: str = ""
 
 
 class Walker:
@@ -139,10 +142,19 @@ class Walker:
         """One walk from ``matcher``'s state (see the module docstring);
         ``seed``: the tokens a ``seeded`` walk follows, at most a random
         number of them."""
+        from structgen.errors import GrammarTooLargeError
+
+        out: list[bytes] = []
+        try:
+            return self._walk(matcher, rng, policy, seed, deadline, out)
+        except GrammarTooLargeError as e:  # the automaton grows as the walk goes
+            return Walk(b"".join(out), "limit", str(e))
+
+    def _walk(self, matcher: Any, rng: random.Random, policy: str, seed: list[int] | None, deadline: float | None,
+              out: list[bytes]) -> Walk:
         tb = self.vocab.token_bytes
         follow = seed[: rng.randint(0, len(seed))] if seed else []
         stop = STOP[policy]
-        out: list[bytes] = []
         for step in range(self.max_tokens):
             if deadline is not None and time.monotonic() > deadline:
                 return Walk(b"".join(out), "timeout")
@@ -313,7 +325,7 @@ def fuzz_case(case: Case, tokenizer: str, walker: Walker, mode: str, whitespace:
               walks: int, seed: int = 0, grammar_seconds: float = 20.0) -> None:
     """Compile ``case`` once and run ``walks`` walks per policy on it."""
     import structgen
-    from structgen.errors import GrammarTooLargeError, StructgenError
+    from structgen.errors import StructgenError
     from structgen.frontends.json_schema import schema_validator
 
     key = (case.source, tokenizer, mode, whitespace)
@@ -345,10 +357,8 @@ def fuzz_case(case: Case, tokenizer: str, walker: Walker, mode: str, whitespace:
                 seed_tokens = walker.seed_tokens(text)
             try:
                 w = walker.walk(grammar.matcher(), rng, policy, seed_tokens, deadline)
-                outcome, detail = w.outcome, ""
-            except GrammarTooLargeError as e:  # a documented cap, met while the automaton grows
-                w, outcome, detail = Walk(b"", "limit"), "limit", str(e)
-            except Exception as e:
+                outcome, detail = w.outcome, w.detail
+            except Exception as e:  # any other error out of the matcher is a bug
                 w, outcome, detail = Walk(b"", "crash"), "crash", f"{type(e).__name__}: {e}"[:500]
             if outcome == "complete":
                 try:
